@@ -1,0 +1,54 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { Request, Response } from "./http-basics.js";
+
+const PREFACE = "PRI * HTTP/2.0";
+
+export type Listening = { port: number; close(): Promise<void> };
+
+/**
+ * One port for HTTP/2 cleartext (gRPC, Connect over h2) and HTTP/1.1 (browsers, REST, Connect,
+ * gRPC-Web): the first bytes tell which server gets the socket. Header and idle timeouts are set on
+ * both. close() stops listening and destroys open sockets.
+ */
+export async function serveHttp(
+  handler: (req: Request, res: Response) => void,
+  options: { host: string; port: number },
+): Promise<Listening> {
+  const h1 = http.createServer({ headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 }, handler);
+  const h2 = http2.createServer({ maxSessionMemory: 32 }, handler);
+  h2.setTimeout(120_000);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.setTimeout(10_000, () => socket.destroy());
+    socket.once("readable", () => {
+      socket.setTimeout(0);
+      const head: Buffer | null = socket.read(PREFACE.length) ?? socket.read();
+      if (head === null) {
+        socket.destroy();
+        return;
+      }
+      socket.unshift(head);
+      (head.toString("latin1").startsWith(PREFACE) ? h2 : h1).emit("connection", socket);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const address = server.address() as net.AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    port: address.port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
+      return closing;
+    },
+  };
+}

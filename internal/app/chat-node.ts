@@ -14,7 +14,21 @@ const MAX_ROUTING_ATTEMPTS = 5;
 
 export type ChatNode = { port: number; close(): Promise<void> };
 
-export type ChatNodeOverrides = { sink?: EventSink; notifier?: Notifier };
+export type ChatNodeOverrides = { sinks?: EventSink[]; notifier?: Notifier };
+
+/**
+ * Fans committed events out to every sink (delivery streams, inbox jobs, ...). The actor awaits
+ * this before its next batch, so each sink sees a conversation's events in seq order; one failing
+ * sink does not starve the others.
+ */
+function fanOut(sinks: EventSink[], logger: Logger): EventSink {
+  return {
+    async publish(conversationId, events) {
+      await Promise.all(sinks.map((s) => s.publish(conversationId, events).catch((err: unknown) =>
+        logger.warn({ err, conversationId }, "sink failed after commit"))));
+    },
+  };
+}
 
 /** A chat-node: public API on one port, hosting the conversation actors it owns. */
 export async function startChatNode(config: Config, logger: Logger, overrides: ChatNodeOverrides = {}): Promise<ChatNode> {
@@ -29,7 +43,9 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
   const metrics = createMetrics();
   const tokens = createTokenService({ secret: config.jwtSecret, ttlSeconds: config.jwtTtlSeconds });
   const codec = plainCodec;
-  const sink: EventSink = overrides.sink ?? { publish: async () => {} };
+  // Each capability that reacts to committed events adds its sink here.
+  const sinks: EventSink[] = [...(overrides.sinks ?? [])];
+  const sink = fanOut(sinks, logger);
   const notifier: Notifier = overrides.notifier ?? { readReceipt: async () => {} };
   const host = new ActorHost({
     db, codec, sink, metrics, logger,

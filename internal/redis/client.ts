@@ -1,0 +1,18 @@
+import { Redis, type RedisOptions } from "ioredis";
+
+export type { Redis };
+
+/**
+ * A Redis connection with bounded retries per command (callers see errors instead of hanging) and
+ * reconnects with capped backoff. Pass `{ maxRetriesPerRequest: null }` for BullMQ and blocking reads.
+ */
+export function createRedis(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, {
+    maxRetriesPerRequest: 2,
+    connectTimeout: 5_000,
+    enableOfflineQueue: true,
+    retryStrategy: (attempt) => Math.min(50 * 2 ** attempt, 2_000),
+    lazyConnect: false,
+    ...options,
+  });
+}

@@ -32,6 +32,8 @@ const schema = z.object({
   CHAT_ENCRYPTION_ENABLED: bool.default("false"),
   /** CHAT_MESSAGE_KEY: "base64:<32 bytes>", key version 1 (seed compatible). */
   CHAT_MESSAGE_KEY: z.string().default(""),
+  /** CHAT_REDIS_PREFIX: prefix of every Redis key (isolates deployments sharing a Redis). */
+  CHAT_REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/).default("chat"),
   /** CHAT_BIND_HOST: interface every server listens on. */
   CHAT_BIND_HOST: z.string().default("127.0.0.1"),
   /** CHAT_NODE_ID: this chat-node's identity in the cluster; defaults to host:port. */
@@ -80,6 +82,7 @@ export type Config = {
   jwtTtlSeconds: number;
   encryptionEnabled: boolean;
   messageKey: string;
+  redisPrefix: string;
   bindHost: string;
   nodeId: string;
   nodePort: number;
@@ -140,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtTtlSeconds: r.CHAT_JWT_TTL_SECONDS,
     encryptionEnabled: r.CHAT_ENCRYPTION_ENABLED,
     messageKey: r.CHAT_MESSAGE_KEY,
+    redisPrefix: r.CHAT_REDIS_PREFIX,
     bindHost: r.CHAT_BIND_HOST,
     nodeId: r.CHAT_NODE_ID || `${hostname()}:${r.CHAT_NODE_PORT}`,
     nodePort: r.CHAT_NODE_PORT,

@@ -2,13 +2,20 @@ import { Code, ConnectError, type ConnectRouter, type HandlerContext, type Inter
 import { AuthService } from "../gen/chat/v1/auth_pb.js";
 import { ConversationService } from "../gen/chat/v1/conversation_pb.js";
 import { MessageService } from "../gen/chat/v1/message_pb.js";
+import { InboxService } from "../gen/chat/v1/inbox_pb.js";
+import { EventService, type SubscribeRequest, type SubscribeResponse } from "../gen/chat/v1/event_service_pb.js";
 import { bearerToken, type Principal, type TokenService } from "../auth/index.js";
 import { AppError, errorMappings } from "../errors/index.js";
 import type { Logger, Metrics } from "../telemetry/index.js";
 import type { Api } from "./create-api.js";
 
+/** chat.v1.EventService/Subscribe, implemented by internal/delivery (the gateway's replay/live code). */
+export type EventSubscriber = {
+  subscribe(p: Principal, req: SubscribeRequest, signal: AbortSignal): AsyncIterable<SubscribeResponse>;
+};
+
 /** Registers every public service on a Connect router (serving Connect, gRPC and gRPC-Web). */
-export function connectRoutes(api: Api, tokens: TokenService) {
+export function connectRoutes(api: Api, tokens: TokenService, events?: EventSubscriber) {
   const who = (ctx: HandlerContext): Promise<Principal> => tokens.verify(bearerToken(ctx.requestHeader.get("authorization")));
   return (router: ConnectRouter) => {
     router.service(AuthService, {
@@ -28,6 +35,22 @@ export function connectRoutes(api: Api, tokens: TokenService) {
       listMessages: async (req, ctx) => api.messages.list(await who(ctx), req),
       markRead: async (req, ctx) => api.messages.markRead(await who(ctx), req),
     });
+    router.service(InboxService, {
+      listInbox: async (req, ctx) => api.inbox.list(await who(ctx), req),
+    });
+    if (events) {
+      router.service(EventService, {
+        // Streamed errors bypass errorInterceptor's try/catch: map AppErrors here.
+        subscribe: async function* (req, ctx) {
+          try {
+            yield* events.subscribe(await who(ctx), req, ctx.signal);
+          } catch (error) {
+            if (!(error instanceof AppError)) throw error;
+            throw new ConnectError(error.message, errorMappings[error.code].connect);
+          }
+        },
+      });
+    }
   };
 }
 

@@ -2,6 +2,7 @@ import type { ApiDeps } from "./api-deps.js";
 import { createAuthApi } from "./auth-api.js";
 import { createConversationApi } from "./conversation-api.js";
 import { createMessageApi } from "./message-api.js";
+import { createInboxApi } from "../inbox/index.js";
 
 /** The transport-independent API: Connect, gRPC, REST and WebSocket all call these. */
 export function createApi(deps: ApiDeps) {
@@ -9,6 +10,7 @@ export function createApi(deps: ApiDeps) {
     auth: createAuthApi(deps),
     conversations: createConversationApi(deps),
     messages: createMessageApi(deps),
+    inbox: createInboxApi(deps),
   };
 }
 

@@ -21,13 +21,16 @@ import {
 import { create } from "@bufbuild/protobuf";
 import { GetConversationRequestSchema, ListConversationsRequestSchema, RemoveMemberRequestSchema } from "../gen/chat/v1/conversation_pb.js";
 import { ListMessagesRequestSchema } from "../gen/chat/v1/message_pb.js";
+import { ListInboxRequestSchema, ListInboxResponseSchema } from "../gen/chat/v1/inbox_pb.js";
 import { bearerToken, type Principal, type TokenService } from "../auth/index.js";
 import { AppError, invalidArgument } from "../errors/index.js";
 import { readJson, sendJson, type Request, type Response } from "../http/index.js";
 import type { Api } from "./create-api.js";
 
 type Ctx = { req: Request; params: string[]; query: URLSearchParams; body: () => Promise<unknown>; who: () => Promise<Principal> };
-type Route = { method: string; pattern: RegExp; run: (ctx: Ctx) => Promise<unknown> };
+type Json = Record<string, unknown>;
+/** `status` picks the HTTP status from the answer (default 200). */
+type Route = { method: string; pattern: RegExp; run: (ctx: Ctx) => Promise<Json>; status?: (answer: Json) => number };
 
 /** Parses proto3 JSON into a request message; unknown fields and bad types are INVALID_ARGUMENT. */
 function parse<D extends DescMessage>(schema: D, json: unknown): MessageShape<D> {
@@ -39,7 +42,7 @@ function parse<D extends DescMessage>(schema: D, json: unknown): MessageShape<D>
   }
 }
 
-const reply = <D extends DescMessage>(schema: D, message: MessageShape<D>) => toJson(schema, message, { alwaysEmitImplicit: true });
+const reply = <D extends DescMessage>(schema: D, message: MessageShape<D>) => toJson(schema, message, { alwaysEmitImplicit: true }) as Json;
 
 /** The seed's short kind names, accepted besides the proto enum names. */
 function normalizeKind(json: unknown): unknown {
@@ -66,7 +69,7 @@ const UUID = "([0-9a-fA-F-]{36})";
  */
 export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: number) {
   const routes: Route[] = [
-    { method: "POST", pattern: /^\/api\/auth\/register$/, run: async (c) => reply(RegisterResponseSchema, await api.auth.register(parse(RegisterRequestSchema, await c.body()))) },
+    { method: "POST", pattern: /^\/api\/auth\/register$/, run: async (c) => reply(RegisterResponseSchema, await api.auth.register(parse(RegisterRequestSchema, await c.body()))), status: () => 201 },
     { method: "POST", pattern: /^\/api\/auth\/login$/, run: async (c) => reply(LoginResponseSchema, await api.auth.login(parse(LoginRequestSchema, await c.body()))) },
     {
       method: "GET", pattern: /^\/api\/conversations$/,
@@ -75,7 +78,7 @@ export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: numb
         beforeActivityAtMs: BigInt(queryInt(c.query, "beforeActivityAtMs") ?? 0),
       }))),
     },
-    { method: "POST", pattern: /^\/api\/conversations$/, run: async (c) => reply(CreateConversationResponseSchema, await api.conversations.create(await c.who(), parse(CreateConversationRequestSchema, normalizeKind(await c.body())))) },
+    { method: "POST", pattern: /^\/api\/conversations$/, run: async (c) => reply(CreateConversationResponseSchema, await api.conversations.create(await c.who(), parse(CreateConversationRequestSchema, normalizeKind(await c.body())))), status: (a) => (a.created ? 201 : 200) },
     { method: "GET", pattern: new RegExp(`^/api/conversations/${UUID}$`), run: async (c) => reply(GetConversationResponseSchema, await api.conversations.get(await c.who(), create(GetConversationRequestSchema, { conversationId: c.params[0] }))) },
     {
       method: "PATCH", pattern: new RegExp(`^/api/conversations/${UUID}$`),
@@ -108,6 +111,14 @@ export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: numb
         if (typeof key === "string" && key !== "") request.idempotencyKey = key;
         return reply(SendMessageResponseSchema, await api.messages.send(await c.who(), request));
       },
+      status: (a) => (a.duplicate ? 200 : 201),
+    },
+    {
+      method: "GET", pattern: /^\/api\/inbox$/,
+      run: async (c) => reply(ListInboxResponseSchema, await api.inbox.list(await c.who(), create(ListInboxRequestSchema, {
+        limit: Number(queryInt(c.query, "limit") ?? 0),
+        beforeActivityAtMs: BigInt(queryInt(c.query, "beforeActivityAtMs") ?? 0),
+      }))),
     },
     { method: "POST", pattern: /^\/api\/messages\/read$/, run: async (c) => reply(MarkReadResponseSchema, await api.messages.markRead(await c.who(), parse(MarkReadRequestSchema, await c.body()))) },
   ];
@@ -128,7 +139,7 @@ export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: numb
       body: () => readJson(req, maxRequestBytes),
       who: () => tokens.verify(bearerToken(typeof authorization === "string" ? authorization : undefined)),
     });
-    sendJson(res, req.method === "POST" && /register|conversations$/.test(url.pathname) ? 201 : 200, result);
+    sendJson(res, route.status?.(result) ?? 200, result);
     return true;
   };
 }

@@ -6,6 +6,9 @@ import type { Config } from "../config/index.js";
 import { AppError } from "../errors/index.js";
 import { applyCors, sendError, sendJson, serveHttp, type Request, type Response } from "../http/index.js";
 import { createDatabase, migrate, pingDatabase } from "../storage/index.js";
+import { createDeliveryHub, createDeliveryNotifier, createDeliverySink, createEventService } from "../delivery/index.js";
+import { createRedis, redisKeys } from "../redis/index.js";
+import { createInboxQueue, createInboxSink } from "../inbox/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
 
@@ -46,7 +49,20 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
   // Each capability that reacts to committed events adds its sink here.
   const sinks: EventSink[] = [...(overrides.sinks ?? [])];
   const sink = fanOut(sinks, logger);
-  const notifier: Notifier = overrides.notifier ?? { readReceipt: async () => {} };
+  // --- delivery (internal/delivery): tail + gateway streams after commit, read receipts, Subscribe ---
+  const deliveryKeys = redisKeys(config.redisPrefix);
+  const deliveryRedis = createRedis(config.redisUrl);
+  sinks.push(createDeliverySink(deliveryRedis, deliveryKeys));
+  const deliveryHub = createDeliveryHub({
+    redis: deliveryRedis,
+    blockingRedis: createRedis(config.redisUrl, { maxRetriesPerRequest: null }),
+    keys: deliveryKeys, db, codec, logger,
+  });
+  await deliveryHub.start();
+  // --- inbox (internal/inbox): one BullMQ job per committed event, enqueued after commit ---
+  const inboxQueue = createInboxQueue(config.redisUrl, redisKeys(config.redisPrefix), { attempts: config.inboxAttempts, backoffMs: config.inboxBackoffMs });
+  sinks.push(createInboxSink(inboxQueue.queue, logger));
+  const notifier: Notifier = overrides.notifier ?? createDeliveryNotifier(deliveryRedis, deliveryKeys);
   const host = new ActorHost({
     db, codec, sink, metrics, logger,
     mailboxLimit: config.actorMailboxLimit,
@@ -90,7 +106,7 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
     }
   };
   const connectHandler = connectNodeAdapter({
-    routes: connectRoutes(api, tokens),
+    routes: connectRoutes(api, tokens, createEventService(deliveryHub)),
     interceptors: [errorInterceptor(logger, metrics)],
     readMaxBytes: config.maxRequestBytes,
     fallback: (req, res) => void fallback(req, res as Response),
@@ -111,6 +127,9 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
         () => { ready = false; },
         () => server.close(),
         () => host.close(),
+        () => deliveryHub.close(),
+        () => inboxQueue.close(),
+        () => deliveryRedis.quit(),
         () => db.end(),
       ]),
   };

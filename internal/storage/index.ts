@@ -18,6 +18,16 @@ export {
   insertEvents,
 } from "./events.js";
 export type { NewEvent, Commit, MembershipChange, Activation } from "./events.js";
+export { isMember, findMemberLastSeq, listLastSeqs } from "./members.js";
+export {
+  refreshInboxForConversation,
+  listStaleInboxConversations,
+  listInboxForUser,
+  findEventHeader,
+  listCoMemberIds,
+  insertOutboxRows,
+} from "./inbox.js";
+export type { InboxCounts, InboxEntryRecord } from "./inbox.js";
 export { memberRoles } from "./records.js";
 export type {
   UserRecord,

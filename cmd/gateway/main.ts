@@ -1,0 +1,3 @@
+import { runProcess, startGateway } from "../../internal/app/index.js";
+
+await runProcess("gateway", (config, logger) => startGateway(config, logger));

@@ -1,0 +1,3 @@
+import { runProcess, startPresence } from "../../internal/app/index.js";
+
+await runProcess("presence", (config, logger) => startPresence(config, logger));

@@ -1,0 +1,56 @@
+import { plainCodec, type BodyCodec } from "../actor/index.js";
+import { createTokenService } from "../auth/index.js";
+import type { Config } from "../config/index.js";
+import { createDeliveryHub } from "../delivery/index.js";
+import { createChatApiClient, createGatewayMetrics, startGatewayServer } from "../gateway/index.js";
+import { createRedis, redisKeys } from "../redis/index.js";
+import { createDatabase, pingDatabase } from "../storage/index.js";
+import type { Logger } from "../telemetry/index.js";
+import { closeAll } from "./run-process.js";
+
+export type Gateway = { port: number; hubId: string; close(): Promise<void> };
+
+/**
+ * A WebSocket gateway: a delivery hub (its inbound Redis stream + interest sets) behind the `ws`
+ * server. Shutdown order: drain sockets in jittered batches (4100), then the hub, Redis, database.
+ */
+export async function startGateway(config: Config, logger: Logger, overrides: { codec?: BodyCodec } = {}): Promise<Gateway> {
+  const db = await createDatabase({
+    url: config.databaseUrl,
+    poolSize: config.dbPoolSize,
+    statementTimeoutMs: config.dbStatementTimeoutMs,
+    connectionTimeoutMs: config.dbConnectionTimeoutMs,
+  });
+  const keys = redisKeys(config.redisPrefix);
+  const redis = createRedis(config.redisUrl);
+  const metrics = createGatewayMetrics();
+  const hub = createDeliveryHub({
+    redis,
+    blockingRedis: createRedis(config.redisUrl, { maxRetriesPerRequest: null }),
+    keys,
+    db,
+    // Bodies read back from PostgreSQL may be sealed; the codec opens them.
+    codec: overrides.codec ?? plainCodec,
+    logger,
+    hubId: `gw-${config.gatewayPort}-${process.pid}-${Date.now().toString(36)}`,
+    onDelivered: (source) => metrics.delivered.inc({ source }),
+  });
+  await hub.start();
+  const server = await startGatewayServer({
+    hub,
+    tokens: createTokenService({ secret: config.jwtSecret, ttlSeconds: config.jwtTtlSeconds }),
+    api: createChatApiClient(config.gatewayApiUrls),
+    metrics,
+    logger,
+    host: config.bindHost,
+    port: config.gatewayPort,
+    corsOrigins: config.corsOrigins,
+    ready: async () => redis.status === "ready" && (await pingDatabase(db)),
+  });
+  logger.info({ port: server.port, hubId: hub.hubId }, "gateway listening");
+  return {
+    port: server.port,
+    hubId: hub.hubId,
+    close: () => closeAll([() => server.drain(), () => hub.close(), () => redis.quit(), () => db.end()]),
+  };
+}

@@ -1,0 +1,10 @@
+export { startGatewayServer, PROTO_SUBPROTOCOL, JSON_SUBPROTOCOL } from "./gateway-server.js";
+export type { GatewayServer, GatewayServerOptions } from "./gateway-server.js";
+export { CloseCode } from "./connection.js";
+export type { ConnectionLimits } from "./connection.js";
+export { createChatApiClient } from "./chat-api-client.js";
+export type { ChatApiClient } from "./chat-api-client.js";
+export { createGatewayMetrics } from "./gateway-metrics.js";
+export type { GatewayMetrics } from "./gateway-metrics.js";
+export { createTypingThrottle } from "./typing-throttle.js";
+export type { TypingThrottle } from "./typing-throttle.js";

@@ -15,6 +15,9 @@ node --import tsx scripts/check-imports.ts
 files=(
   $(git ls-files 'internal/**/*.test.ts' 'internal/*/*.test.ts' | sort -u)
   test/api.test.ts
+  test/presence.test.ts
+  test/inbox.test.ts
+  test/mirror.test.ts
 )
 log=$(mktemp)
 rc=0

@@ -7,6 +7,11 @@ export type ActorHostOptions = ActorDeps & {
   idleMs: number;
   /** Live actors at most; over it the least recently used idle ones are passivated. */
   maxLive: number;
+  /**
+   * Whether this node may own the conversation now (ring placement and a valid lease). Checked on
+   * every command, so an actor is never created for a key the node has just lost. Default: always.
+   */
+  owns?: (conversationId: string) => boolean;
 };
 
 /** Local conversation actors of one node: creates them on demand, passivates idle ones. */
@@ -27,6 +32,9 @@ export class ActorHost {
   /** Runs a command on the local actor for the conversation, activating it when needed. */
   tell(conversationId: string, command: ActorCommand): Promise<ActorResult> {
     if (this.closed) return Promise.reject(new AppError("not_owner", "node is shutting down"));
+    if (this.options.owns && !this.options.owns(conversationId)) {
+      return Promise.reject(new AppError("not_owner", "conversation is owned elsewhere"));
+    }
     let actor = this.actors.get(conversationId);
     if (actor === undefined || actor.isStopped) {
       actor = new ConversationActor(conversationId, this.options, (a) => this.forget(a));

@@ -106,7 +106,15 @@ export class ConversationActor {
           this.deps.metrics.actorActivations.inc();
         }
         const batch = this.mailbox.splice(0, this.deps.maxBatch);
-        await this.process(batch, this.state);
+        try {
+          await this.process(batch, this.state);
+        } catch (error) {
+          // Nothing of the batch was answered: every caller hears of the failure.
+          const appError = AppError.from(error);
+          const answer = appError.code === "not_owner" ? appError : new AppError("unavailable", "try again", { cause: error });
+          for (const envelope of batch) envelope.reject(answer);
+          throw error;
+        }
       }
     } catch (error) {
       const appError = AppError.from(error);

@@ -7,6 +7,7 @@ import { EventService, type SubscribeRequest, type SubscribeResponse } from "../
 import { bearerToken, type Principal, type TokenService } from "../auth/index.js";
 import { AppError, errorMappings } from "../errors/index.js";
 import type { Logger, Metrics } from "../telemetry/index.js";
+import { clientAddressKey, type RateLimits } from "../ratelimit/index.js";
 import type { Api } from "./create-api.js";
 
 /** chat.v1.EventService/Subscribe, implemented by internal/delivery (the gateway's replay/live code). */
@@ -15,12 +16,21 @@ export type EventSubscriber = {
 };
 
 /** Registers every public service on a Connect router (serving Connect, gRPC and gRPC-Web). */
-export function connectRoutes(api: Api, tokens: TokenService, events?: EventSubscriber) {
+export function connectRoutes(api: Api, tokens: TokenService, events?: EventSubscriber, limits?: RateLimits) {
   const who = (ctx: HandlerContext): Promise<Principal> => tokens.verify(bearerToken(ctx.requestHeader.get("authorization")));
+  // Rate limits (internal/ratelimit) run before any work is done or queued; headers go on the answer.
+  const header = (ctx: HandlerContext) => (name: string, value: string) => ctx.responseHeader.set(name, value);
   return (router: ConnectRouter) => {
     router.service(AuthService, {
-      register: (req) => api.auth.register(req),
-      login: (req) => api.auth.login(req),
+      register: async (req, ctx) => {
+        await limits?.auth(ctx.values.get(clientAddressKey), header(ctx));
+        return api.auth.register(req);
+      },
+      login: async (req, ctx) => {
+        await limits?.auth(ctx.values.get(clientAddressKey), header(ctx));
+        await limits?.login(req.username.slice(0, 64), header(ctx));
+        return api.auth.login(req);
+      },
     });
     router.service(ConversationService, {
       createConversation: async (req, ctx) => api.conversations.create(await who(ctx), req),
@@ -31,7 +41,11 @@ export function connectRoutes(api: Api, tokens: TokenService, events?: EventSubs
       removeMember: async (req, ctx) => api.conversations.removeMember(await who(ctx), req),
     });
     router.service(MessageService, {
-      sendMessage: async (req, ctx) => api.messages.send(await who(ctx), req),
+      sendMessage: async (req, ctx) => {
+        const p = await who(ctx);
+        await limits?.send(p.userId, header(ctx));
+        return api.messages.send(p, req);
+      },
       listMessages: async (req, ctx) => api.messages.list(await who(ctx), req),
       markRead: async (req, ctx) => api.messages.markRead(await who(ctx), req),
     });

@@ -26,8 +26,9 @@ import { bearerToken, type Principal, type TokenService } from "../auth/index.js
 import { AppError, invalidArgument } from "../errors/index.js";
 import { readJson, sendJson, type Request, type Response } from "../http/index.js";
 import type { Api } from "./create-api.js";
+import { clientAddress, type RateLimits } from "../ratelimit/index.js";
 
-type Ctx = { req: Request; params: string[]; query: URLSearchParams; body: () => Promise<unknown>; who: () => Promise<Principal> };
+type Ctx = { req: Request; params: string[]; query: URLSearchParams; body: () => Promise<unknown>; who: () => Promise<Principal>; setHeader: (name: string, value: string) => void };
 type Json = Record<string, unknown>;
 /** `status` picks the HTTP status from the answer (default 200). */
 type Route = { method: string; pattern: RegExp; run: (ctx: Ctx) => Promise<Json>; status?: (answer: Json) => number };
@@ -67,10 +68,20 @@ const UUID = "([0-9a-fA-F-]{36})";
  * The seed's REST paths (documented in README), each mapped onto the same API as the RPCs: bodies
  * are the proto3 JSON of the matching request message, answers the proto3 JSON of the response.
  */
-export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: number) {
+export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: number, limits?: RateLimits, trustedProxies: readonly string[] = []) {
+  // Rate limits (internal/ratelimit) run before any work is done or queued; headers go on the answer.
+  const authLimit = (c: Ctx) => limits?.auth(clientAddress(c.req, trustedProxies), c.setHeader);
   const routes: Route[] = [
-    { method: "POST", pattern: /^\/api\/auth\/register$/, run: async (c) => reply(RegisterResponseSchema, await api.auth.register(parse(RegisterRequestSchema, await c.body()))), status: () => 201 },
-    { method: "POST", pattern: /^\/api\/auth\/login$/, run: async (c) => reply(LoginResponseSchema, await api.auth.login(parse(LoginRequestSchema, await c.body()))) },
+    { method: "POST", pattern: /^\/api\/auth\/register$/, run: async (c) => { await authLimit(c); return reply(RegisterResponseSchema, await api.auth.register(parse(RegisterRequestSchema, await c.body()))); }, status: () => 201 },
+    {
+      method: "POST", pattern: /^\/api\/auth\/login$/,
+      run: async (c) => {
+        await authLimit(c);
+        const request = parse(LoginRequestSchema, await c.body());
+        await limits?.login(request.username.slice(0, 64), c.setHeader);
+        return reply(LoginResponseSchema, await api.auth.login(request));
+      },
+    },
     {
       method: "GET", pattern: /^\/api\/conversations$/,
       run: async (c) => reply(ListConversationsResponseSchema, await api.conversations.list(await c.who(), create(ListConversationsRequestSchema, {
@@ -109,7 +120,9 @@ export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: numb
         const key = c.req.headers["idempotency-key"];
         const request = parse(SendMessageRequestSchema, { ...rest, ...(rest.body === undefined && content !== undefined ? { body: content } : {}) });
         if (typeof key === "string" && key !== "") request.idempotencyKey = key;
-        return reply(SendMessageResponseSchema, await api.messages.send(await c.who(), request));
+        const p = await c.who();
+        await limits?.send(p.userId, c.setHeader);
+        return reply(SendMessageResponseSchema, await api.messages.send(p, request));
       },
       status: (a) => (a.duplicate ? 200 : 201),
     },
@@ -138,6 +151,7 @@ export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: numb
       query: url.searchParams,
       body: () => readJson(req, maxRequestBytes),
       who: () => tokens.verify(bearerToken(typeof authorization === "string" ? authorization : undefined)),
+      setHeader: (name, value) => res.setHeader(name, value),
     });
     sendJson(res, route.status?.(result) ?? 200, result);
     return true;

@@ -1,5 +1,9 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { ActorHost, plainCodec, type ActorCommand, type EventSink } from "../actor/index.js";
+import { createContextValues } from "@connectrpc/connect";
+import { ActorHost, type EventSink } from "../actor/index.js";
+import { createOutboxBody, messageCodecFromConfig } from "../crypto/index.js";
+import { clientAddress, clientAddressKey, createRateLimits } from "../ratelimit/index.js";
+import { ClusterRouter, Membership, serveActorService } from "../cluster/index.js";
 import { connectRoutes, createApi, errorInterceptor, restRoutes, type ActorRouter, type Notifier } from "../api/index.js";
 import { createTokenService } from "../auth/index.js";
 import type { Config } from "../config/index.js";
@@ -11,9 +15,6 @@ import { createRedis, redisKeys } from "../redis/index.js";
 import { createInboxQueue, createInboxSink } from "../inbox/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
-
-/** Retries on NOT_OWNER this many times before the caller sees UNAVAILABLE. */
-const MAX_ROUTING_ATTEMPTS = 5;
 
 export type ChatNode = { port: number; close(): Promise<void> };
 
@@ -45,7 +46,8 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
   if (applied.length > 0) logger.info({ applied }, "migrations applied");
   const metrics = createMetrics();
   const tokens = createTokenService({ secret: config.jwtSecret, ttlSeconds: config.jwtTtlSeconds });
-  const codec = plainCodec;
+  // AES-256-GCM at rest when CHAT_ENCRYPTION_ENABLED; opens plaintext and sealed rows either way (internal/crypto).
+  const codec = messageCodecFromConfig(config);
   // Each capability that reacts to committed events adds its sink here.
   const sinks: EventSink[] = [...(overrides.sinks ?? [])];
   const sink = fanOut(sinks, logger);
@@ -63,28 +65,48 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
   const inboxQueue = createInboxQueue(config.redisUrl, redisKeys(config.redisPrefix), { attempts: config.inboxAttempts, backoffMs: config.inboxBackoffMs });
   sinks.push(createInboxSink(inboxQueue.queue, logger));
   const notifier: Notifier = overrides.notifier ?? createDeliveryNotifier(deliveryRedis, deliveryKeys);
+  // --- cluster (internal/cluster): lease membership, rendezvous placement, gRPC forwarding ---
+  const clusterRedis = createRedis(config.redisUrl);
+  const clusterSubscriber = createRedis(config.redisUrl, { maxRetriesPerRequest: null });
+  let router: ClusterRouter | undefined;
   const host = new ActorHost({
     db, codec, sink, metrics, logger,
     mailboxLimit: config.actorMailboxLimit,
     maxBatch: config.actorMaxBatch,
     idleMs: config.actorIdleMs,
     maxLive: config.actorMaxLive,
-    outboxBody: (e) => e.body,
+    outboxBody: createOutboxBody(codec, { plaintextBodies: config.kafkaPlaintextBodies }),
+    owns: (conversationId) => router?.ownsLocally(conversationId) ?? false,
   });
-  const actors: ActorRouter = {
-    async tell(conversationId: string, command: ActorCommand) {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          metrics.forwardedCalls.inc({ target: "local" });
-          return await host.tell(conversationId, command);
-        } catch (error) {
-          if (!(error instanceof AppError && error.code === "not_owner") || attempt >= MAX_ROUTING_ATTEMPTS) throw error;
-        }
-      }
+  const actorService = await serveActorService((req) => router!.handleForwarded(req), config.bindHost, config.nodeGrpcPort);
+  const advertiseHost = config.bindHost === "0.0.0.0" || config.bindHost === "::" ? "127.0.0.1" : config.bindHost;
+  const membership = new Membership({
+    redis: clusterRedis,
+    subscriber: clusterSubscriber,
+    keys: redisKeys(config.redisPrefix),
+    self: {
+      nodeId: config.nodeId,
+      grpcAddress: config.nodeGrpcAdvertise || `${advertiseHost}:${actorService.port}`,
+      apiUrl: config.nodeApiAdvertise || `http://${advertiseHost}:${config.nodePort}`,
+      startedAtMs: Date.now(),
     },
-  };
+    logger,
+    leaseTtlMs: config.clusterLeaseTtlMs,
+    heartbeatMs: config.clusterHeartbeatMs,
+    pollMs: config.clusterPollMs,
+    liveActors: () => host.liveCount,
+  });
+  router = new ClusterRouter({
+    nodeId: config.nodeId, membership, actors: host, logger, metrics,
+    forwardDeadlineMs: config.clusterForwardDeadlineMs,
+    routeTimeoutMs: config.clusterRouteTimeoutMs,
+  });
+  await membership.start();
+  const actors: ActorRouter = router;
   const api = createApi({ db, tokens, actors, codec, notifier, logger, maxMessageBytes: config.maxMessageBytes });
-  const handleRest = restRoutes(api, tokens, config.maxRequestBytes);
+  // --- rate limits (internal/ratelimit): shared GCRA budgets in Redis, checked before work is queued ---
+  const limits = createRateLimits({ settings: config.rateLimit, redisUrl: config.redisUrl, keys: redisKeys(config.redisPrefix), logger });
+  const handleRest = restRoutes(api, tokens, config.maxRequestBytes, limits, config.trustedProxies);
   let ready = true;
 
   const fallback = async (req: Request, res: Response) => {
@@ -106,7 +128,8 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
     }
   };
   const connectHandler = connectNodeAdapter({
-    routes: connectRoutes(api, tokens, createEventService(deliveryHub)),
+    routes: connectRoutes(api, tokens, createEventService(deliveryHub), limits),
+    contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, config.trustedProxies)),
     interceptors: [errorInterceptor(logger, metrics)],
     readMaxBytes: config.maxRequestBytes,
     fallback: (req, res) => void fallback(req, res as Response),
@@ -125,11 +148,18 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
     close: () =>
       closeAll([
         () => { ready = false; },
-        () => server.close(),
+        // Leave the ring first: other nodes take this node's conversations over at once.
+        () => membership.leave(),
+        () => server.close(config.shutdownGraceMs),
         () => host.close(),
+        () => actorService.close(),
+        () => router?.close(),
+        () => clusterSubscriber.quit(),
+        () => clusterRedis.quit(),
         () => deliveryHub.close(),
         () => inboxQueue.close(),
         () => deliveryRedis.quit(),
+        () => limits.close(),
         () => db.end(),
       ]),
   };

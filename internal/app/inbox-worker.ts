@@ -4,6 +4,7 @@ import { createInboxWorker, createLogSink, createWebhookSink } from "../inbox/in
 import { sendJson, serveHttp } from "../http/index.js";
 import { createPresenceTracker } from "../presence/index.js";
 import { createRedis, redisKeys } from "../redis/index.js";
+import { createKeyRotationWorker, messageCodecFromConfig } from "../crypto/index.js";
 import { createDatabase, migrate, pingDatabase } from "../storage/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
@@ -40,6 +41,10 @@ export async function startInboxWorker(config: Config, logger: Logger): Promise<
     onProcessed: (queue) => processed.inc({ queue }),
   });
   await worker.start();
+  // Key rotation jobs (`chatctl keys rotate`): re-seal old rows with the active key, resumable.
+  const keyRotation = createKeyRotationWorker({
+    redisUrl: config.redisUrl, keys, db, codec: messageCodecFromConfig(config), batchSize: config.keyRotationBatch, pauseMs: config.keyRotationPauseMs, logger, lockMs: config.inboxLockMs,
+  });
   const server = await serveHttp(async (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/health") return sendJson(res, 200, { status: "ok" });
@@ -56,6 +61,6 @@ export async function startInboxWorker(config: Config, logger: Logger): Promise<
   logger.info({ port: server.port, sink: sink.name, concurrency: config.inboxConcurrency }, "inbox worker running");
   return {
     port: server.port,
-    close: () => closeAll([() => server.close(), () => worker.close(), () => redis.quit(), () => db.end()]),
+    close: () => closeAll([() => server.close(), () => keyRotation.close(), () => worker.close(), () => redis.quit(), () => db.end()]),
   };
 }

@@ -32,6 +32,45 @@ const schema = z.object({
   CHAT_ENCRYPTION_ENABLED: bool.default("false"),
   /** CHAT_MESSAGE_KEY: "base64:<32 bytes>", key version 1 (seed compatible). */
   CHAT_MESSAGE_KEY: z.string().default(""),
+  // --- security: keyring, rate limits (internal/crypto, internal/ratelimit) ---
+  /** CHAT_MESSAGE_KEYS: keyring "<version>:base64:<32 bytes>,..." (versions 1-65535); merged with CHAT_MESSAGE_KEY as version 1. Old versions stay to read old rows. */
+  CHAT_MESSAGE_KEYS: z.string().default(""),
+  /** CHAT_MESSAGE_KEY_ACTIVE: key version new bodies are sealed with; 0 = the highest version in the keyring. */
+  CHAT_MESSAGE_KEY_ACTIVE: int(0, 65535).default(0),
+  /** CHAT_KAFKA_PLAINTEXT_BODIES: with encryption on, put plaintext bodies in Kafka events anyway (default: sealed). */
+  CHAT_KAFKA_PLAINTEXT_BODIES: bool.default("false"),
+  /** CHAT_KEY_ROTATION_BATCH: rows re-encrypted per transaction by the key-rotation job. */
+  CHAT_KEY_ROTATION_BATCH: int(1, 10_000).default(500),
+  /** CHAT_KEY_ROTATION_PAUSE_MS: pause between key-rotation batches (limits the load on PostgreSQL). */
+  CHAT_KEY_ROTATION_PAUSE_MS: int(0, 60_000).default(10),
+  /** CHAT_RATELIMIT_ENABLED: shared Redis rate limits (GCRA) on sends, auth, frames, heartbeats. */
+  CHAT_RATELIMIT_ENABLED: bool.default("true"),
+  /** CHAT_RATELIMIT_SEND_PER_SECOND: sustained messages per user per second (all nodes together). */
+  CHAT_RATELIMIT_SEND_PER_SECOND: z.coerce.number().min(0.001).max(100_000).default(10),
+  /** CHAT_RATELIMIT_SEND_BURST: messages a user may send at once before the rate applies. */
+  CHAT_RATELIMIT_SEND_BURST: int(1, 1_000_000).default(300),
+  /** CHAT_RATELIMIT_AUTH_PER_MINUTE: sustained login/register attempts per client IP per minute. */
+  CHAT_RATELIMIT_AUTH_PER_MINUTE: z.coerce.number().min(0.001).max(1_000_000).default(60),
+  /** CHAT_RATELIMIT_AUTH_BURST: login/register attempts per client IP at once. */
+  CHAT_RATELIMIT_AUTH_BURST: int(1, 1_000_000).default(100),
+  /** CHAT_RATELIMIT_LOGIN_PER_MINUTE: sustained login attempts per username per minute (slows guessing from many IPs). */
+  CHAT_RATELIMIT_LOGIN_PER_MINUTE: z.coerce.number().min(0.001).max(1_000_000).default(10),
+  /** CHAT_RATELIMIT_LOGIN_BURST: login attempts per username at once. */
+  CHAT_RATELIMIT_LOGIN_BURST: int(1, 1_000_000).default(20),
+  /** CHAT_RATELIMIT_FRAMES_PER_SECOND: sustained WebSocket frames per connection per second. */
+  CHAT_RATELIMIT_FRAMES_PER_SECOND: z.coerce.number().min(0.001).max(1_000_000).default(20),
+  /** CHAT_RATELIMIT_FRAMES_BURST: WebSocket frames per connection at once. */
+  CHAT_RATELIMIT_FRAMES_BURST: int(1, 1_000_000).default(60),
+  /** CHAT_RATELIMIT_HEARTBEATS_PER_MINUTE: sustained presence heartbeats per user per minute (all devices). */
+  CHAT_RATELIMIT_HEARTBEATS_PER_MINUTE: z.coerce.number().min(0.001).max(1_000_000).default(60),
+  /** CHAT_RATELIMIT_HEARTBEATS_BURST: presence heartbeats per user at once. */
+  CHAT_RATELIMIT_HEARTBEATS_BURST: int(1, 1_000_000).default(20),
+  /** CHAT_RATELIMIT_REDIS_TIMEOUT_MS: a limiter call slower than this counts as Redis being down. */
+  CHAT_RATELIMIT_REDIS_TIMEOUT_MS: int(5, 10_000).default(250),
+  /** CHAT_RATELIMIT_AUTH_FAIL_CLOSED: with Redis down, refuse login/register (UNAVAILABLE) instead of limiting per process. */
+  CHAT_RATELIMIT_AUTH_FAIL_CLOSED: bool.default("true"),
+  /** CHAT_TRUSTED_PROXIES: peer IPs whose X-Forwarded-For is believed (the web proxy); the client IP is the last untrusted hop. */
+  CHAT_TRUSTED_PROXIES: list.default("127.0.0.1,::1,::ffff:127.0.0.1"),
   /** CHAT_REDIS_PREFIX: prefix of every Redis key (isolates deployments sharing a Redis). */
   CHAT_REDIS_PREFIX: z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/).default("chat"),
   /** CHAT_BIND_HOST: interface every server listens on. */
@@ -42,6 +81,22 @@ const schema = z.object({
   CHAT_NODE_PORT: int(0, 65535).default(3001),
   /** CHAT_NODE_GRPC_PORT: internal node-to-node gRPC. */
   CHAT_NODE_GRPC_PORT: int(0, 65535).default(7001),
+  /** CHAT_NODE_GRPC_ADVERTISE: host:port other nodes dial for this node's internal gRPC; default bind host and bound port. */
+  CHAT_NODE_GRPC_ADVERTISE: z.string().max(256).default(""),
+  /** CHAT_NODE_API_ADVERTISE: this node's public API URL as shown to operators; default http://<bind host>:<bound port>. */
+  CHAT_NODE_API_ADVERTISE: z.string().max(256).default(""),
+  /** CHAT_CLUSTER_LEASE_TTL_MS: a node that misses heartbeats this long leaves the ring. */
+  CHAT_CLUSTER_LEASE_TTL_MS: int(500, 600_000).default(3_000),
+  /** CHAT_CLUSTER_HEARTBEAT_MS: lease renewal period (keep it well under the TTL). */
+  CHAT_CLUSTER_HEARTBEAT_MS: int(100, 60_000).default(1_000),
+  /** CHAT_CLUSTER_POLL_MS: member list reread period, besides change notifications. */
+  CHAT_CLUSTER_POLL_MS: int(50, 60_000).default(500),
+  /** CHAT_CLUSTER_FORWARD_DEADLINE_MS: deadline of one forwarded actor call. */
+  CHAT_CLUSTER_FORWARD_DEADLINE_MS: int(100, 60_000).default(3_000),
+  /** CHAT_CLUSTER_ROUTE_TIMEOUT_MS: total retry budget of one actor call across owner changes. */
+  CHAT_CLUSTER_ROUTE_TIMEOUT_MS: int(500, 120_000).default(10_000),
+  /** CHAT_SHUTDOWN_GRACE_MS: in-flight requests get this long to finish on SIGTERM. */
+  CHAT_SHUTDOWN_GRACE_MS: int(0, 120_000).default(5_000),
   /** CHAT_GATEWAY_PORT: WebSocket gateway. */
   CHAT_GATEWAY_PORT: int(0, 65535).default(4000),
   /** CHAT_GATEWAY_API_URL: comma-separated chat-node URLs the gateway calls for `send`/`read` frames (picked round-robin, the next one on UNAVAILABLE). */
@@ -125,11 +180,37 @@ export type Config = {
   jwtTtlSeconds: number;
   encryptionEnabled: boolean;
   messageKey: string;
+  /** The keyring: version -> 32-byte AES key (CHAT_MESSAGE_KEY is version 1). Never log it. */
+  messageKeys: ReadonlyMap<number, Buffer>;
+  /** Version new bodies are sealed with; 0 when the keyring is empty. */
+  messageKeyActive: number;
+  kafkaPlaintextBodies: boolean;
+  keyRotationBatch: number;
+  keyRotationPauseMs: number;
+  rateLimit: {
+    enabled: boolean;
+    send: { perSecond: number; burst: number };
+    auth: { perSecond: number; burst: number };
+    login: { perSecond: number; burst: number };
+    frames: { perSecond: number; burst: number };
+    heartbeats: { perSecond: number; burst: number };
+    redisTimeoutMs: number;
+    authFailClosed: boolean;
+  };
+  trustedProxies: string[];
   redisPrefix: string;
   bindHost: string;
   nodeId: string;
   nodePort: number;
   nodeGrpcPort: number;
+  nodeGrpcAdvertise: string;
+  nodeApiAdvertise: string;
+  clusterLeaseTtlMs: number;
+  clusterHeartbeatMs: number;
+  clusterPollMs: number;
+  clusterForwardDeadlineMs: number;
+  clusterRouteTimeoutMs: number;
+  shutdownGraceMs: number;
   gatewayPort: number;
   gatewayApiUrls: string[];
   presencePort: number;
@@ -192,8 +273,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (r.NODE_ENV === "production" && r.JWT_SECRET === EXAMPLE_JWT_SECRET) {
     problems.push("  JWT_SECRET: the example secret is refused when NODE_ENV=production");
   }
-  if (r.CHAT_ENCRYPTION_ENABLED && r.CHAT_MESSAGE_KEY === "") {
-    problems.push("  CHAT_MESSAGE_KEY: required when CHAT_ENCRYPTION_ENABLED=true");
+  // A 32-character secret of one repeated character passes the length rule but is guessable.
+  if (new Set(r.JWT_SECRET).size < 8) problems.push("  JWT_SECRET: too little variety (fewer than 8 distinct characters)");
+  const keyring = parseKeyring(r.CHAT_MESSAGE_KEY, r.CHAT_MESSAGE_KEYS, r.CHAT_MESSAGE_KEY_ACTIVE, problems);
+  if (r.CHAT_ENCRYPTION_ENABLED && keyring.keys.size === 0) {
+    problems.push("  CHAT_MESSAGE_KEY: required (or CHAT_MESSAGE_KEYS) when CHAT_ENCRYPTION_ENABLED=true");
+  }
+  if (r.CHAT_CLUSTER_HEARTBEAT_MS * 2 > r.CHAT_CLUSTER_LEASE_TTL_MS) {
+    problems.push("  CHAT_CLUSTER_HEARTBEAT_MS: must be at most half of CHAT_CLUSTER_LEASE_TTL_MS");
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
   const known = new Set(Object.keys(schema.shape));
@@ -207,11 +294,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtTtlSeconds: r.CHAT_JWT_TTL_SECONDS,
     encryptionEnabled: r.CHAT_ENCRYPTION_ENABLED,
     messageKey: r.CHAT_MESSAGE_KEY,
+    messageKeys: keyring.keys,
+    messageKeyActive: keyring.active,
+    kafkaPlaintextBodies: r.CHAT_KAFKA_PLAINTEXT_BODIES,
+    keyRotationBatch: r.CHAT_KEY_ROTATION_BATCH,
+    keyRotationPauseMs: r.CHAT_KEY_ROTATION_PAUSE_MS,
+    rateLimit: {
+      enabled: r.CHAT_RATELIMIT_ENABLED,
+      send: { perSecond: r.CHAT_RATELIMIT_SEND_PER_SECOND, burst: r.CHAT_RATELIMIT_SEND_BURST },
+      auth: { perSecond: r.CHAT_RATELIMIT_AUTH_PER_MINUTE / 60, burst: r.CHAT_RATELIMIT_AUTH_BURST },
+      login: { perSecond: r.CHAT_RATELIMIT_LOGIN_PER_MINUTE / 60, burst: r.CHAT_RATELIMIT_LOGIN_BURST },
+      frames: { perSecond: r.CHAT_RATELIMIT_FRAMES_PER_SECOND, burst: r.CHAT_RATELIMIT_FRAMES_BURST },
+      heartbeats: { perSecond: r.CHAT_RATELIMIT_HEARTBEATS_PER_MINUTE / 60, burst: r.CHAT_RATELIMIT_HEARTBEATS_BURST },
+      redisTimeoutMs: r.CHAT_RATELIMIT_REDIS_TIMEOUT_MS,
+      authFailClosed: r.CHAT_RATELIMIT_AUTH_FAIL_CLOSED,
+    },
+    trustedProxies: r.CHAT_TRUSTED_PROXIES,
     redisPrefix: r.CHAT_REDIS_PREFIX,
     bindHost: r.CHAT_BIND_HOST,
     nodeId: r.CHAT_NODE_ID || `${hostname()}:${r.CHAT_NODE_PORT}`,
     nodePort: r.CHAT_NODE_PORT,
     nodeGrpcPort: r.CHAT_NODE_GRPC_PORT,
+    nodeGrpcAdvertise: r.CHAT_NODE_GRPC_ADVERTISE,
+    nodeApiAdvertise: r.CHAT_NODE_API_ADVERTISE,
+    clusterLeaseTtlMs: r.CHAT_CLUSTER_LEASE_TTL_MS,
+    clusterHeartbeatMs: r.CHAT_CLUSTER_HEARTBEAT_MS,
+    clusterPollMs: r.CHAT_CLUSTER_POLL_MS,
+    clusterForwardDeadlineMs: r.CHAT_CLUSTER_FORWARD_DEADLINE_MS,
+    clusterRouteTimeoutMs: r.CHAT_CLUSTER_ROUTE_TIMEOUT_MS,
+    shutdownGraceMs: r.CHAT_SHUTDOWN_GRACE_MS,
     gatewayPort: r.CHAT_GATEWAY_PORT,
     gatewayApiUrls: r.CHAT_GATEWAY_API_URL,
     presencePort: r.CHAT_PRESENCE_PORT,
@@ -248,6 +359,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kafkaPartitions: r.CHAT_KAFKA_PARTITIONS,
     unknownVariables: Object.keys(env).filter((k) => k.startsWith("CHAT_") && !known.has(k)),
   };
+}
+
+const KEY_TEXT = /^base64:([A-Za-z0-9+/]+={0,2})$/;
+
+/**
+ * The message keyring from CHAT_MESSAGE_KEY (version 1) and CHAT_MESSAGE_KEYS ("v:base64:...,...").
+ * Each key must be canonical base64 of exactly 32 bytes. Problems are appended to `problems`;
+ * messages name the variable and version, never key material.
+ */
+function parseKeyring(single: string, ring: string, activeVersion: number, problems: string[]) {
+  const keys = new Map<number, Buffer>();
+  const decode = (variable: string, version: number, text: string): void => {
+    const match = KEY_TEXT.exec(text.trim());
+    const key = match ? Buffer.from(match[1]!, "base64") : null;
+    if (!match || key!.toString("base64") !== match[1]) {
+      problems.push(`  ${variable}: key version ${version} must be "base64:" followed by canonical base64`);
+    } else if (key!.length !== 32) {
+      problems.push(`  ${variable}: key version ${version} is ${key!.length} bytes; AES-256 needs exactly 32`);
+    } else if (keys.has(version) && !keys.get(version)!.equals(key!)) {
+      problems.push(`  ${variable}: key version ${version} is defined twice with different keys`);
+    } else {
+      keys.set(version, key!);
+    }
+  };
+  if (single !== "") decode("CHAT_MESSAGE_KEY", 1, single);
+  for (const entry of ring.split(",").map((e) => e.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(":");
+    const version = Number(entry.slice(0, colon));
+    if (colon < 1 || !Number.isInteger(version) || version < 1 || version > 65535) {
+      problems.push(`  CHAT_MESSAGE_KEYS: each entry must be "<version 1-65535>:base64:<key>"`);
+      continue;
+    }
+    decode("CHAT_MESSAGE_KEYS", version, entry.slice(colon + 1));
+  }
+  let active = activeVersion;
+  if (active === 0) active = keys.size === 0 ? 0 : Math.max(...keys.keys());
+  else if (!keys.has(active)) problems.push(`  CHAT_MESSAGE_KEY_ACTIVE: version ${active} is not in the keyring`);
+  return { keys: keys as ReadonlyMap<number, Buffer>, active };
 }
 
 /** The variables and their defaults, for `.env.example` checks and docs. */

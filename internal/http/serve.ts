@@ -5,7 +5,11 @@ import type { Request, Response } from "./http-basics.js";
 
 const PREFACE = "PRI * HTTP/2.0";
 
-export type Listening = { port: number; close(): Promise<void> };
+export type Listening = {
+  port: number;
+  /** Stops accepting, lets requests in flight finish for up to graceMs, then destroys the sockets. */
+  close(graceMs?: number): Promise<void>;
+};
 
 /**
  * One port for HTTP/2 cleartext (gRPC, Connect over h2) and HTTP/1.1 (browsers, REST, Connect,
@@ -16,8 +20,21 @@ export async function serveHttp(
   handler: (req: Request, res: Response) => void,
   options: { host: string; port: number },
 ): Promise<Listening> {
-  const h1 = http.createServer({ headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 }, handler);
-  const h2 = http2.createServer({ maxSessionMemory: 32 }, handler);
+  let inFlight = 0;
+  let draining = false;
+  const counted = (req: Request, res: Response) => {
+    inFlight++;
+    res.once("close", () => inFlight--);
+    if (draining) res.setHeader("connection", "close");
+    handler(req, res);
+  };
+  const h1 = http.createServer({ headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 }, counted);
+  const h2 = http2.createServer({ maxSessionMemory: 32 }, counted);
+  const sessions = new Set<http2.Http2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
   h2.setTimeout(120_000);
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -43,11 +60,17 @@ export async function serveHttp(
   let closing: Promise<void> | undefined;
   return {
     port: address.port,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
+    close(graceMs = 0) {
+      closing ??= (async () => {
+        draining = true;
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const session of sessions) session.close();
+        h1.closeIdleConnections();
+        const until = Date.now() + graceMs;
+        while (inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
         for (const socket of sockets) socket.destroy();
-      });
+        await closed;
+      })();
       return closing;
     },
   };

@@ -10,8 +10,6 @@ export function redisKeys(prefix = "chat") {
     members: `${prefix}:cluster:members`,
     /** String with TTL: a node's lease. */
     lease: (nodeId: string) => `${prefix}:cluster:lease:${nodeId}`,
-    /** Counter bumped on every membership change. */
-    membershipVersion: `${prefix}:cluster:version`,
     /** Pub/sub channel announcing membership changes. */
     membershipChannel: `${prefix}:cluster:changed`,
     // --- presence (internal/presence) ---
@@ -43,6 +41,14 @@ export function redisKeys(prefix = "chat") {
     deliveryInbox: (hubId: string) => `${prefix}:delivery:inbox:${hubId}`,
     /** Prefix of every deliveryInbox key (the fan-out script builds inbox keys from hub ids). */
     deliveryInboxPrefix: `${prefix}:delivery:inbox:`,
+    // --- rate limits (internal/ratelimit) ---
+    /** String, PX TTL: GCRA theoretical arrival time (epoch ms) of one budget ("send", "auth", ...) for one subject (user, IP, connection). */
+    rateLimit: (budget: string, subject: string) => `${prefix}:ratelimit:${budget}:${subject}`,
+    // --- key rotation (internal/crypto) ---
+    /** BullMQ queue (under bullPrefix): key-rotation jobs, jobId `rotate-v<version>`; processed by the inbox-worker. */
+    keyRotationQueue: "key-rotation",
+    /** Hash: rotation checkpoint {targetVersion, afterConversationId, afterSeq, rewritten, failed, pass, state, ...}. */
+    keyRotationCheckpoint: `${prefix}:crypto:rotation`,
   };
 }
 

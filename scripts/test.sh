@@ -18,6 +18,7 @@ files=(
   test/presence.test.ts
   test/inbox.test.ts
   test/mirror.test.ts
+  test/cluster.test.ts
 )
 log=$(mktemp)
 rc=0

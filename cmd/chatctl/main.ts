@@ -4,10 +4,12 @@
  */
 import { loadConfig, type Config } from "../../internal/config/index.js";
 import type { CommandGroup } from "./command.js";
+import { clusterCommands } from "./cluster.js";
 import { dbCommands } from "./db.js";
 import { keysCommands } from "./keys.js";
 
 const groups: Record<string, CommandGroup> = {
+  cluster: clusterCommands,
   db: dbCommands,
   keys: keysCommands,
 };

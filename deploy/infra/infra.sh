@@ -57,6 +57,8 @@ urldecode() { local s="${1//%/\\x}"; printf '%b' "$s"; }
 parse_config() {
   DATABASE_URL="${DATABASE_URL:-postgresql://chatuser:chatpass@localhost:5432/chatdb}"
   REDIS_URL="${REDIS_URL:-redis://localhost:6379}"
+  # A configured KAFKA_BROKERS (environment or .env) means the app will use Kafka: `up` starts it.
+  KAFKA_CONFIGURED="${KAFKA_BROKERS:+1}"
   KAFKA_BROKERS="${KAFKA_BROKERS:-localhost:19092}"
   export DATABASE_URL REDIS_URL KAFKA_BROKERS
 
@@ -559,6 +561,7 @@ cmd_up() {
       *) die "unknown option '$a' (usage: infra.sh up [--kafka] [--browser])" ;;
     esac
   done
+  [[ -z "$KAFKA_CONFIGURED" ]] || want_kafka=1
   mkdir -p "$DATA"
 
   # Fast path: everything already answers -> no installs, no docker, nothing written.

@@ -12,3 +12,4 @@ export { startInboxWorker } from "./inbox-worker.js";
 export type { InboxWorkerProcess } from "./inbox-worker.js";
 export { startKafkaMirror } from "./kafka-mirror.js";
 export type { KafkaMirrorProcess } from "./kafka-mirror.js";
+export { superviseDevCluster, devProcesses, formatLogLine } from "./dev-cluster.js";

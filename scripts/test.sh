@@ -19,6 +19,8 @@ files=(
   test/inbox.test.ts
   test/mirror.test.ts
   test/cluster.test.ts
+  test/delivery.test.ts
+  test/gateway.test.ts
 )
 log=$(mktemp)
 rc=0

@@ -40,6 +40,7 @@ async function startNode(id: string): Promise<ServiceProcess> {
       CHAT_CLUSTER_POLL_MS: "200",
       CHAT_SHUTDOWN_GRACE_MS: "3000",
       CHAT_DB_POOL_SIZE: "8",
+      CHAT_RATELIMIT_ENABLED: "false",
     }),
   });
   nodes.set(id, service);

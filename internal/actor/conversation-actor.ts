@@ -2,8 +2,6 @@ import { randomUUID } from "node:crypto";
 import { AppError, conversationNotFound } from "../errors/index.js";
 import {
   activateConversation,
-  commitBatch,
-  listMessagesByIdempotencyKey,
   type Database,
   type MembershipChange,
   type MessageRecord,
@@ -13,6 +11,7 @@ import type { Logger, Metrics } from "../telemetry/index.js";
 import { bodyAad, type BodyCodec } from "./body-codec.js";
 import { EventKind, type ActorCommand, type ActorResult, type CommittedEvent, type ConversationState } from "./commands.js";
 import { outboxForEvents } from "./outbox-events.js";
+import type { GroupCommitter } from "./group-commit.js";
 
 /** Receives committed events after the transaction commits; failures are logged, never surfaced. */
 export type EventSink = {
@@ -21,6 +20,8 @@ export type EventSink = {
 
 export type ActorDeps = {
   db: Database;
+  /** The node-wide, coalescing write path (group commit across conversations). */
+  committer: GroupCommitter;
   codec: BodyCodec;
   sink: EventSink;
   metrics: Metrics;
@@ -131,7 +132,7 @@ export class ConversationActor {
 
   /** Plans a batch against the cached state, commits it, publishes it, answers the callers. */
   private async process(batch: Envelope[], state: ConversationState): Promise<void> {
-    const { db, codec } = this.deps;
+    const { codec } = this.deps;
     const existing = await this.findExisting(batch);
     const fromSeq = state.lastSeq;
     const events: NewEvent[] = [];
@@ -188,8 +189,7 @@ export class ConversationActor {
     }
 
     if (events.length > 0) {
-      const started = performance.now();
-      await commitBatch(db, {
+      await this.deps.committer.commit({
         conversationId: this.conversationId,
         epoch: state.epoch,
         fromSeq,
@@ -197,7 +197,6 @@ export class ConversationActor {
         changes,
         outbox: outboxForEvents(committed, this.deps.outboxBody),
       });
-      this.deps.metrics.actorCommitDuration.observe((performance.now() - started) / 1000);
       this.deps.metrics.actorBatchSize.observe(events.length);
       state.lastSeq = fromSeq + BigInt(events.length);
       await this.deps.sink.publish(this.conversationId, committed).catch((err: unknown) =>
@@ -253,7 +252,7 @@ export class ConversationActor {
       if (c.type === "send" && c.idempotencyKey !== null) keys.push({ senderId: c.senderId, key: c.idempotencyKey });
     }
     const found = new Map<string, CommittedEvent>();
-    for (const record of await listMessagesByIdempotencyKey(this.deps.db, this.conversationId, keys)) {
+    for (const record of await this.deps.committer.lookup({ conversationId: this.conversationId, keys })) {
       found.set(`${record.senderId}\u0000${record.idempotencyKey}`, openRecord(record, this.deps.codec));
     }
     return found;

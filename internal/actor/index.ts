@@ -7,3 +7,5 @@ export type { BodyCodec } from "./body-codec.js";
 export { EventKind } from "./commands.js";
 export type { ActorCommand, ActorResult, CommittedEvent } from "./commands.js";
 export { topics, outboxForEvents, outboxForRead, kindName } from "./outbox-events.js";
+export { createGroupCommitter } from "./group-commit.js";
+export type { GroupCommitter } from "./group-commit.js";

@@ -116,7 +116,8 @@ export function restRoutes(api: Api, tokens: TokenService, maxRequestBytes: numb
       method: "POST", pattern: /^\/api\/messages$/,
       run: async (c) => {
         const json = (await c.body()) as Record<string, unknown>;
-        const { content, ...rest } = json && typeof json === "object" ? json : {};
+        if (json === null || typeof json !== "object" || Array.isArray(json)) throw new AppError("invalid_argument", "request body must be a JSON object");
+        const { content, ...rest } = json;
         const key = c.req.headers["idempotency-key"];
         const request = parse(SendMessageRequestSchema, { ...rest, ...(rest.body === undefined && content !== undefined ? { body: content } : {}) });
         if (typeof key === "string" && key !== "") request.idempotencyKey = key;

@@ -1,6 +1,6 @@
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
-import { ActorHost, type EventSink } from "../actor/index.js";
+import { ActorHost, createGroupCommitter, type EventSink } from "../actor/index.js";
 import { createOutboxBody, messageCodecFromConfig } from "../crypto/index.js";
 import { clientAddress, clientAddressKey, createRateLimits } from "../ratelimit/index.js";
 import { ClusterRouter, Membership, serveActorService } from "../cluster/index.js";
@@ -71,6 +71,7 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
   let router: ClusterRouter | undefined;
   const host = new ActorHost({
     db, codec, sink, metrics, logger,
+    committer: createGroupCommitter(db, metrics, { parallel: config.actorCommitParallel, maxEvents: config.actorMaxBatch * 8 }),
     mailboxLimit: config.actorMailboxLimit,
     maxBatch: config.actorMaxBatch,
     idleMs: config.actorIdleMs,

@@ -121,6 +121,8 @@ const schema = z.object({
   CHAT_ACTOR_MAILBOX_LIMIT: int(1, 100_000).default(2000),
   /** CHAT_ACTOR_MAX_BATCH: commands committed in one transaction at most. */
   CHAT_ACTOR_MAX_BATCH: int(1, 5000).default(256),
+  /** CHAT_ACTOR_COMMIT_PARALLEL: group-commit transactions in flight per node (each takes many actors' batches). */
+  CHAT_ACTOR_COMMIT_PARALLEL: int(1, 64).default(2),
   /** CHAT_ACTOR_IDLE_MS: an actor with no work for this long is passivated. */
   CHAT_ACTOR_IDLE_MS: int(100, 86_400_000).default(60_000),
   /** CHAT_ACTOR_MAX_LIVE: live actors per node; the least recently used idle one goes first. */
@@ -223,6 +225,7 @@ export type Config = {
   maxRequestBytes: number;
   actorMailboxLimit: number;
   actorMaxBatch: number;
+  actorCommitParallel: number;
   actorIdleMs: number;
   actorMaxLive: number;
   dbPoolSize: number;
@@ -335,6 +338,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRequestBytes: r.CHAT_MAX_REQUEST_BYTES,
     actorMailboxLimit: r.CHAT_ACTOR_MAILBOX_LIMIT,
     actorMaxBatch: r.CHAT_ACTOR_MAX_BATCH,
+    actorCommitParallel: r.CHAT_ACTOR_COMMIT_PARALLEL,
     actorIdleMs: r.CHAT_ACTOR_IDLE_MS,
     actorMaxLive: r.CHAT_ACTOR_MAX_LIVE,
     dbPoolSize: r.CHAT_DB_POOL_SIZE,

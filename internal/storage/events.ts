@@ -1,6 +1,5 @@
 import { sql, type DatabaseTransactionConnection } from "slonik";
 import { z } from "zod";
-import { AppError } from "../errors/index.js";
 import type { Database } from "./database.js";
 import { messageRow, toMessage, type MessageRecord, type MemberRole, type OutboxEntry, type StoredBody } from "./records.js";
 
@@ -22,26 +21,44 @@ export type NewEvent = {
 const MESSAGE = sql.fragment`conversation_id, seq, id, sender_id, kind, body, ciphertext, iv, tag, key_version,
   subject_user_ids, idempotency_key, epoch, created_at`;
 
-/** Inserts events and outbox rows (each as one multi-row statement) inside the caller's transaction. */
+/** One text[] per column: the statement keeps 14 parameters however many rows it inserts. */
+function columns(events: NewEvent[]) {
+  const col = (f: (e: NewEvent) => string | null) => sql.array(events.map(f), "text");
+  const sealed = (e: NewEvent) => (e.body.kind === "sealed" ? e.body : null);
+  return [
+    col((e) => e.conversationId),
+    col((e) => e.seq.toString()),
+    col((e) => e.id),
+    col((e) => e.senderId),
+    col((e) => String(e.kind)),
+    col((e) => (e.body.kind === "plain" ? e.body.text : null)),
+    col((e) => sealed(e)?.ciphertext.toString("hex") ?? null),
+    col((e) => sealed(e)?.iv.toString("hex") ?? null),
+    col((e) => sealed(e)?.tag.toString("hex") ?? null),
+    col((e) => (sealed(e) ? String(sealed(e)!.keyVersion) : null)),
+    col((e) => e.subjectUserIds.join(",")),
+    col((e) => e.idempotencyKey),
+    col((e) => e.epoch.toString()),
+    col((e) => String(e.createdAt)),
+  ];
+}
+
+/** Inserts events and outbox rows (one statement each, any number of rows) in the caller's transaction. */
 export async function insertEvents(
   tx: DatabaseTransactionConnection,
   events: NewEvent[],
   outbox: OutboxEntry[],
 ): Promise<void> {
   if (events.length > 0) {
-    const values = events.map((e) => {
-      const sealed = e.body.kind === "sealed" ? e.body : null;
-      return sql.fragment`(${e.conversationId}, ${e.seq.toString()}, ${e.id}, ${e.senderId}, ${e.kind},
-        ${e.body.kind === "plain" ? e.body.text : null},
-        ${sealed ? sql.binary(sealed.ciphertext) : null}, ${sealed ? sql.binary(sealed.iv) : null},
-        ${sealed ? sql.binary(sealed.tag) : null}, ${sealed ? sealed.keyVersion : null},
-        ${sql.array(e.subjectUserIds, "uuid")}, ${e.idempotencyKey}, ${e.epoch.toString()},
-        to_timestamp(${e.createdAt / 1000}))`;
-    });
+    const [c, seq, id, sender, kind, body, ct, iv, tag, kv, subjects, key, epoch, at] = columns(events);
     await tx.query(sql.unsafe`
       INSERT INTO messages (conversation_id, seq, id, sender_id, kind, body, ciphertext, iv, tag, key_version,
         subject_user_ids, idempotency_key, epoch, created_at)
-      VALUES ${sql.join(values, sql.fragment`, `)}`);
+      SELECT t.c::uuid, t.seq::int8, t.id::uuid, t.sender::uuid, t.kind::int2, t.body,
+        decode(t.ct, 'hex'), decode(t.iv, 'hex'), decode(t.tag, 'hex'), t.kv::int4,
+        string_to_array(t.subjects, ',')::uuid[], t.key, t.epoch::int8, to_timestamp(t.at::float8 / 1000)
+      FROM unnest(${c}, ${seq}, ${id}, ${sender}, ${kind}, ${body}, ${ct}, ${iv}, ${tag}, ${kv}, ${subjects}, ${key}, ${epoch}, ${at})
+        AS t(c, seq, id, sender, kind, body, ct, iv, tag, kv, subjects, key, epoch, at)`);
   }
   if (outbox.length > 0) {
     await tx.query(sql.unsafe`
@@ -69,32 +86,41 @@ export type Commit = {
 };
 
 /**
- * Commits one actor batch atomically, conditional on the actor's epoch (fencing, DESIGN §2.3).
- * Throws AppError("not_owner") when another activation has bumped the epoch since.
+ * Group commit: commits the batches of many conversations in one transaction. Each batch is
+ * conditional on its actor's epoch and on last_seq = fromSeq (fencing, DESIGN §2.3); batches whose
+ * condition fails are left out whole and their conversation ids returned, the others commit
+ * together. Two concurrent calls never share a conversation (one batch in flight per actor), so
+ * their row locks cannot deadlock.
  */
-export async function commitBatch(db: Database, commit: Commit): Promise<void> {
-  const toSeq = commit.fromSeq + BigInt(commit.events.length);
-  await db.transaction(async (tx) => {
-    const updated = await tx.maybeOneFirst(sql.type(z.object({ last_seq: z.bigint() }))`
-      UPDATE conversations SET last_seq = ${toSeq.toString()}, last_activity_at = now()
-      WHERE id = ${commit.conversationId} AND epoch = ${commit.epoch.toString()}
-        AND last_seq = ${commit.fromSeq.toString()}
-      RETURNING last_seq`);
-    if (updated === null) throw new AppError("not_owner", "conversation epoch moved on");
-    for (const change of commit.changes) {
-      if (change.op === "add") {
-        await tx.query(sql.unsafe`
-          INSERT INTO members (conversation_id, user_id, role)
-          SELECT ${commit.conversationId}, unnest(${sql.array(change.userIds, "uuid")}), ${change.role}
-          ON CONFLICT DO NOTHING`);
-      } else if (change.op === "remove") {
-        await tx.query(sql.unsafe`
-          DELETE FROM members WHERE conversation_id = ${commit.conversationId} AND user_id = ${change.userId}`);
-      } else {
-        await tx.query(sql.unsafe`UPDATE conversations SET title = ${change.title} WHERE id = ${commit.conversationId}`);
+export async function commitBatches(db: Database, commits: Commit[]): Promise<Set<string>> {
+  if (commits.length === 0) return new Set();
+  return db.transaction(async (tx) => {
+    const text = (f: (c: Commit) => string) => sql.array(commits.map(f), "text");
+    const passed = new Set(await tx.anyFirst(sql.type(z.object({ id: z.string() }))`
+      UPDATE conversations c SET last_seq = v.to_seq::int8, last_activity_at = now()
+      FROM unnest(${text((c) => c.conversationId)}, ${text((c) => c.epoch.toString())},
+        ${text((c) => c.fromSeq.toString())}, ${text((c) => (c.fromSeq + BigInt(c.events.length)).toString())})
+        AS v(id, epoch, from_seq, to_seq)
+      WHERE c.id = v.id::uuid AND c.epoch = v.epoch::int8 AND c.last_seq = v.from_seq::int8
+      RETURNING c.id`));
+    const ok = commits.filter((c) => passed.has(c.conversationId));
+    for (const commit of ok) {
+      for (const change of commit.changes) {
+        if (change.op === "add") {
+          await tx.query(sql.unsafe`
+            INSERT INTO members (conversation_id, user_id, role)
+            SELECT ${commit.conversationId}, unnest(${sql.array(change.userIds, "uuid")}), ${change.role}
+            ON CONFLICT DO NOTHING`);
+        } else if (change.op === "remove") {
+          await tx.query(sql.unsafe`
+            DELETE FROM members WHERE conversation_id = ${commit.conversationId} AND user_id = ${change.userId}`);
+        } else {
+          await tx.query(sql.unsafe`UPDATE conversations SET title = ${change.title} WHERE id = ${commit.conversationId}`);
+        }
       }
     }
-    await insertEvents(tx, commit.events, commit.outbox);
+    await insertEvents(tx, ok.flatMap((c) => c.events), ok.flatMap((c) => c.outbox));
+    return new Set(commits.filter((c) => !passed.has(c.conversationId)).map((c) => c.conversationId));
   });
 }
 
@@ -123,18 +149,16 @@ export async function activateConversation(db: Database, conversationId: string)
   });
 }
 
-/** Messages already stored under these (sender, idempotency key) pairs. */
+/** Messages already stored under these (conversation, sender, idempotency key) triples, in one query. */
 export async function listMessagesByIdempotencyKey(
   db: Database,
-  conversationId: string,
-  keys: { senderId: string; key: string }[],
+  keys: { conversationId: string; senderId: string; key: string }[],
 ): Promise<MessageRecord[]> {
   if (keys.length === 0) return [];
   const rows = await db.any(sql.type(messageRow)`
     SELECT ${MESSAGE} FROM messages
-    WHERE conversation_id = ${conversationId}
-      AND (sender_id, idempotency_key) IN (
-        SELECT * FROM ${sql.unnest(keys.map((k) => [k.senderId, k.key]), ["uuid", "text"])})`);
+    WHERE (conversation_id, sender_id, idempotency_key) IN (
+      SELECT * FROM ${sql.unnest(keys.map((k) => [k.conversationId, k.senderId, k.key]), ["uuid", "uuid", "text"])})`);
   return rows.map(toMessage);
 }
 

@@ -11,7 +11,7 @@ export {
 } from "./conversations.js";
 export type { NewConversation } from "./conversations.js";
 export {
-  commitBatch,
+  commitBatches,
   activateConversation,
   listMessagesByIdempotencyKey,
   listMessages,

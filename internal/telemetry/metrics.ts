@@ -19,6 +19,12 @@ export function createMetrics() {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
       registers: [registry],
     }),
+    groupCommitConversations: new Histogram({
+      name: "chat_group_commit_conversations",
+      help: "Conversations (actor batches) committed per transaction.",
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
     actorCommitDuration: new Histogram({
       name: "chat_actor_commit_seconds",
       help: "Duration of one group-commit transaction.",

@@ -22,6 +22,7 @@ import { createKeyRotationWorker, findRotationCheckpoint, messageCodecFromConfig
 import { ConversationKind } from "../internal/gen/chat/v1/common_pb.js";
 import { EventService } from "../internal/gen/chat/v1/event_service_pb.js";
 import { createRedis, redisKeys } from "../internal/redis/index.js";
+import { createDatabase } from "../internal/storage/index.js";
 import { createLogger } from "../internal/telemetry/index.js";
 import { apiClients, createTestEnv, eventually, registerUser, type TestEnv } from "./support/index.js";
 
@@ -610,6 +611,19 @@ describe("hostile input", () => {
     const ok = await fetch(`${base}/api/messages`, { method: "OPTIONS", headers: { origin: allowed, "access-control-request-method": "POST" } });
     assert.equal(ok.status, 204);
     assert.match(ok.headers.get("access-control-expose-headers") ?? "", /ratelimit/i);
+  });
+
+  test("PostgreSQL statement timeout bounds every query (deadline_exceeded, a safe error)", async () => {
+    // Note: slonik's connectionTimeout bounds establishing a connection, not waiting for a free one.
+    const db = await createDatabase({ url: env.databaseUrl, poolSize: 1, statementTimeoutMs: 200, connectionTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      await assert.rejects(db.query(sql.unsafe`SELECT pg_sleep(3)`), (e: any) => e.code === "deadline_exceeded" && e.message === "database statement timed out");
+      assert.ok(Date.now() - started < 2000);
+      assert.equal(await db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT 1 AS n`), 1, "the connection is usable afterwards");
+    } finally {
+      await db.end();
+    }
   });
 
   test("login does not reveal whether a user exists (same answer, similar time)", async () => {

@@ -1,30 +1,40 @@
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
+  TellBatchRequestSchema,
+  TellBatchResponseSchema,
   TellRequestSchema,
   TellResponseSchema,
+  TellResultSchema,
+  type TellBatchRequest,
+  type TellBatchResponse,
   type TellRequest,
   type TellResponse,
+  type TellResult,
 } from "../gen/chat/cluster/v1/cluster_pb.js";
+import { Coalescer } from "../batching/index.js";
 import { MessageSchema } from "../gen/chat/v1/common_pb.js";
 import type { ActorCommand, ActorResult } from "../actor/index.js";
 import { AppError, errorMappings, type ErrorCode } from "../errors/index.js";
 
 /** The ActorService definition for grpc-js, (de)serialized with the protobuf-es generated schemas. */
 export const actorServiceDefinition = {
-  tell: {
-    path: "/chat.cluster.v1.ActorService/Tell",
+  tellBatch: {
+    path: "/chat.cluster.v1.ActorService/TellBatch",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (m: TellRequest) => Buffer.from(toBinary(TellRequestSchema, m)),
-    requestDeserialize: (b: Buffer) => fromBinary(TellRequestSchema, b),
-    responseSerialize: (m: TellResponse) => Buffer.from(toBinary(TellResponseSchema, m)),
-    responseDeserialize: (b: Buffer) => fromBinary(TellResponseSchema, b),
-    originalName: "tell",
+    requestSerialize: (m: TellBatchRequest) => Buffer.from(toBinary(TellBatchRequestSchema, m)),
+    requestDeserialize: (b: Buffer) => fromBinary(TellBatchRequestSchema, b),
+    responseSerialize: (m: TellBatchResponse) => Buffer.from(toBinary(TellBatchResponseSchema, m)),
+    responseDeserialize: (b: Buffer) => fromBinary(TellBatchResponseSchema, b),
+    originalName: "tellBatch",
   },
 } satisfies grpc.ServiceDefinition;
 
-export function encodeCommand(conversationId: string, command: ActorCommand, fromNodeId: string): TellRequest {
+/** Commands per forwarded batch at most. */
+const MAX_FORWARD_BATCH = 512;
+
+export function encodeCommand(conversationId: string, command: ActorCommand): TellRequest {
   const c = (() => {
     switch (command.type) {
       case "send":
@@ -37,7 +47,7 @@ export function encodeCommand(conversationId: string, command: ActorCommand, fro
         return { case: "rename" as const, value: { actorId: command.actorId, title: command.title } };
     }
   })();
-  return create(TellRequestSchema, { conversationId, fromNodeId, command: c as never });
+  return create(TellRequestSchema, { conversationId, command: c as never });
 }
 
 export function decodeCommand(req: TellRequest): ActorCommand {
@@ -82,92 +92,107 @@ export function decodeResult(res: TellResponse): ActorResult {
   };
 }
 
-const grpcCodes: Record<ErrorCode, grpc.status> = {
-  invalid_argument: grpc.status.INVALID_ARGUMENT,
-  unauthenticated: grpc.status.UNAUTHENTICATED,
-  permission_denied: grpc.status.PERMISSION_DENIED,
-  not_found: grpc.status.NOT_FOUND,
-  already_exists: grpc.status.ALREADY_EXISTS,
-  failed_precondition: grpc.status.FAILED_PRECONDITION,
-  resource_exhausted: grpc.status.RESOURCE_EXHAUSTED,
-  not_owner: grpc.status.UNAVAILABLE,
-  unavailable: grpc.status.UNAVAILABLE,
-  deadline_exceeded: grpc.status.DEADLINE_EXCEEDED,
-  internal: grpc.status.INTERNAL,
-};
-
-/** An AppError as a grpc-js status carrying the exact code (and owner hint) in metadata. */
-export function toGrpcError(error: unknown): grpc.ServiceError {
-  const appError = AppError.from(error);
-  const metadata = new grpc.Metadata();
-  metadata.set("x-chat-error", appError.code);
-  if (appError.details.ownerNodeId) metadata.set("x-chat-owner", appError.details.ownerNodeId);
-  return Object.assign(new Error(appError.message), { code: grpcCodes[appError.code], details: appError.message, metadata });
+/** One command's outcome for the batch answer: its result, or its AppError by code. */
+export function toTellResult(outcome: PromiseSettledResult<ActorResult>): TellResult {
+  if (outcome.status === "fulfilled") return create(TellResultSchema, { result: { case: "ok", value: encodeResult(outcome.value) } });
+  const e = AppError.from(outcome.reason);
+  return create(TellResultSchema, {
+    result: { case: "error", value: { code: e.code, message: e.message, ownerNodeId: e.details.ownerNodeId ?? "" } },
+  });
 }
 
-/** The inverse of toGrpcError; transport failures (refused, reset, deadline) become `unavailable`. */
-export function fromGrpcError(error: grpc.ServiceError): AppError {
-  const code = error.metadata?.get("x-chat-error")[0];
-  if (typeof code === "string" && code in errorMappings) {
-    const owner = error.metadata.get("x-chat-owner")[0];
-    return new AppError(code as ErrorCode, error.details || error.message, {
-      cause: error,
-      details: typeof owner === "string" ? { ownerNodeId: owner } : {},
-    });
+function fromTellResult(result: TellResult): ActorResult {
+  if (result.result.case === "ok") return decodeResult(result.result.value);
+  if (result.result.case === "error") {
+    const { code, message, ownerNodeId } = result.result.value;
+    const known = code in errorMappings ? (code as ErrorCode) : "internal";
+    throw new AppError(known, message, { details: ownerNodeId ? { ownerNodeId } : {} });
   }
-  return new AppError("unavailable", "owner node unreachable", { cause: error });
+  throw new AppError("internal", "empty result from owner");
 }
 
-/** One pooled HTTP/2 channel per owner address. */
+/**
+ * Forwarding to other nodes: one pooled HTTP/2 channel per owner address, and per address a
+ * coalescer, so commands that queue while a batch is in flight travel together in the next one.
+ * Transport failures (refused, reset, deadline) fail every command of the batch as `unavailable`.
+ */
 export class ActorClients {
-  private readonly clients = new Map<string, grpc.Client>();
+  private readonly peers = new Map<string, { client: grpc.Client; batches: Coalescer<TellRequest, ActorResult | AppError> }>();
 
-  tell(address: string, req: TellRequest, deadlineMs: number): Promise<ActorResult> {
-    let client = this.clients.get(address);
-    if (!client) {
-      client = new grpc.Client(address, grpc.credentials.createInsecure(), {
-        "grpc.keepalive_time_ms": 10_000,
-        "grpc.keepalive_timeout_ms": 5_000,
-        "grpc.max_receive_message_length": 1 << 20,
-        "grpc.initial_reconnect_backoff_ms": 100,
-        "grpc.max_reconnect_backoff_ms": 1_000,
-      });
-      this.clients.set(address, client);
-    }
-    const def = actorServiceDefinition.tell;
-    return new Promise((resolve, reject) => {
-      client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req, new grpc.Metadata(),
-        { deadline: Date.now() + deadlineMs },
-        (err, res) => (err ? reject(fromGrpcError(err)) : resolve(decodeResult(res!))));
+  constructor(private readonly fromNodeId: string, private readonly deadlineMs: number) {}
+
+  async tell(address: string, req: TellRequest): Promise<ActorResult> {
+    const outcome = await this.peer(address).batches.submit(req);
+    if (outcome instanceof AppError) throw outcome;
+    return outcome;
+  }
+
+  private peer(address: string) {
+    let peer = this.peers.get(address);
+    if (peer) return peer;
+    const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+      "grpc.keepalive_time_ms": 10_000,
+      "grpc.keepalive_timeout_ms": 5_000,
+      "grpc.max_receive_message_length": 16 << 20,
+      "grpc.max_send_message_length": 16 << 20,
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 1_000,
     });
+    const def = actorServiceDefinition.tellBatch;
+    const batches = new Coalescer<TellRequest, ActorResult | AppError>(
+      (requests) => new Promise((resolve) => {
+        const batch = create(TellBatchRequestSchema, { requests, fromNodeId: this.fromNodeId });
+        client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, batch, new grpc.Metadata(),
+          { deadline: Date.now() + this.deadlineMs },
+          (err, res) => {
+            if (err || !res || res.results.length !== requests.length) {
+              const failure = new AppError("unavailable", "owner node unreachable", { cause: err });
+              return resolve(requests.map(() => failure));
+            }
+            resolve(res.results.map((r) => {
+              try {
+                return fromTellResult(r);
+              } catch (error) {
+                return AppError.from(error);
+              }
+            }));
+          });
+      }),
+      { parallel: 4, maxWeight: MAX_FORWARD_BATCH, weight: () => 1 },
+    );
+    peer = { client, batches };
+    this.peers.set(address, peer);
+    return peer;
   }
 
   /** Drops channels to addresses no longer in the member list. */
   retain(addresses: Set<string>): void {
-    for (const [address, client] of this.clients) {
+    for (const [address, peer] of this.peers) {
       if (!addresses.has(address)) {
-        client.close();
-        this.clients.delete(address);
+        peer.client.close();
+        this.peers.delete(address);
       }
     }
   }
 
   close(): void {
-    for (const client of this.clients.values()) client.close();
-    this.clients.clear();
+    for (const peer of this.peers.values()) peer.client.close();
+    this.peers.clear();
   }
 }
 
 /** Serves ActorService on host:port (0 = any free port); resolves with the bound port. */
 export async function serveActorService(
-  handle: (req: TellRequest) => Promise<TellResponse>,
+  handle: (req: TellRequest) => Promise<ActorResult>,
   host: string,
   port: number,
 ): Promise<{ port: number; close(): Promise<void> }> {
-  const server = new grpc.Server({ "grpc.max_receive_message_length": 1 << 20 });
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 16 << 20, "grpc.max_send_message_length": 16 << 20 });
   server.addService(actorServiceDefinition, {
-    tell: (call: grpc.ServerUnaryCall<TellRequest, TellResponse>, callback: grpc.sendUnaryData<TellResponse>) => {
-      handle(call.request).then((res) => callback(null, res), (err: unknown) => callback(toGrpcError(err)));
+    tellBatch: (call: grpc.ServerUnaryCall<TellBatchRequest, TellBatchResponse>, callback: grpc.sendUnaryData<TellBatchResponse>) => {
+      const requests = call.request.requests.slice(0, MAX_FORWARD_BATCH);
+      Promise.allSettled(requests.map((r) => handle(r))).then((outcomes) =>
+        callback(null, create(TellBatchResponseSchema, { results: outcomes.map(toTellResult) })));
     },
   });
   const bound = await new Promise<number>((resolve, reject) =>

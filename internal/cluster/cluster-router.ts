@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
-import type { TellRequest, TellResponse } from "../gen/chat/cluster/v1/cluster_pb.js";
+import type { TellRequest } from "../gen/chat/cluster/v1/cluster_pb.js";
 import type { ActorCommand, ActorResult } from "../actor/index.js";
 import { AppError } from "../errors/index.js";
 import type { Logger, Metrics } from "../telemetry/index.js";
-import { ActorClients, decodeCommand, encodeCommand, encodeResult } from "./actor-rpc.js";
+import { ActorClients, decodeCommand, encodeCommand } from "./actor-rpc.js";
 import type { Member, Membership } from "./membership.js";
 import { Rendezvous } from "./rendezvous.js";
 
@@ -36,9 +36,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class ClusterRouter {
   private ring = new Rendezvous([]);
   private byId = new Map<string, Member>();
-  private readonly clients = new ActorClients();
+  private readonly clients: ActorClients;
 
   constructor(private readonly o: ClusterRouterOptions) {
+    this.clients = new ActorClients(o.nodeId, o.forwardDeadlineMs);
     o.membership.on("change", (members: Member[]) => this.apply(members));
     o.membership.on("lost", () => {
       void o.actors.release(() => true, "lease lapsed");
@@ -83,12 +84,7 @@ export class ClusterRouter {
         }
         const member = this.byId.get(owner)!;
         this.o.metrics.forwardedCalls.inc({ target: "remote" });
-        const remaining = deadline - Date.now();
-        return await this.clients.tell(
-          member.grpcAddress,
-          encodeCommand(conversationId, cmd, this.o.nodeId),
-          Math.max(100, Math.min(this.o.forwardDeadlineMs, remaining)),
-        );
+        return await this.clients.tell(member.grpcAddress, encodeCommand(conversationId, cmd));
       } catch (error) {
         const appError = AppError.from(error);
         const retryable = appError.code === "not_owner" || appError.code === "unavailable" || appError.code === "deadline_exceeded";
@@ -103,12 +99,12 @@ export class ClusterRouter {
   }
 
   /** Serves a forwarded command: runs it only if this node owns the conversation, never forwards again. */
-  async handleForwarded(req: TellRequest): Promise<TellResponse> {
+  async handleForwarded(req: TellRequest): Promise<ActorResult> {
     const owner = this.ring.owner(req.conversationId);
     if (owner !== this.o.nodeId || !this.o.membership.hasValidLease()) {
       throw new AppError("not_owner", "not the owner", { details: owner ? { ownerNodeId: owner } : {} });
     }
-    return encodeResult(await this.o.actors.tell(req.conversationId, decodeCommand(req)));
+    return this.o.actors.tell(req.conversationId, decodeCommand(req));
   }
 
   close(): void {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file chat/cluster/v1/cluster.proto.
  */
 export const file_chat_cluster_v1_cluster: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jaGF0L2NsdXN0ZXIvdjEvY2x1c3Rlci5wcm90bxIPY2hhdC5jbHVzdGVyLnYxIkcKC1NlbmRDb21tYW5kEhEKCXNlbmRlcl9pZBgBIAEoCRIMCgRib2R5GAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCSI3ChFBZGRNZW1iZXJzQ29tbWFuZBIQCghhY3Rvcl9pZBgBIAEoCRIQCgh1c2VyX2lkcxgCIAMoCSI4ChNSZW1vdmVNZW1iZXJDb21tYW5kEhAKCGFjdG9yX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiMAoNUmVuYW1lQ29tbWFuZBIQCghhY3Rvcl9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCSKhAgoLVGVsbFJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEiwKBHNlbmQYAiABKAsyHC5jaGF0LmNsdXN0ZXIudjEuU2VuZENvbW1hbmRIABI5CgthZGRfbWVtYmVycxgDIAEoCzIiLmNoYXQuY2x1c3Rlci52MS5BZGRNZW1iZXJzQ29tbWFuZEgAEj0KDXJlbW92ZV9tZW1iZXIYBCABKAsyJC5jaGF0LmNsdXN0ZXIudjEuUmVtb3ZlTWVtYmVyQ29tbWFuZEgAEjAKBnJlbmFtZRgFIAEoCzIeLmNoYXQuY2x1c3Rlci52MS5SZW5hbWVDb21tYW5kSAASFAoMZnJvbV9ub2RlX2lkGAYgASgJQgkKB2NvbW1hbmQiQgoMVGVsbFJlc3BvbnNlEh8KBWV2ZW50GAEgASgLMhAuY2hhdC52MS5NZXNzYWdlEhEKCWR1cGxpY2F0ZRgCIAEoCDJTCgxBY3RvclNlcnZpY2USQwoEVGVsbBIcLmNoYXQuY2x1c3Rlci52MS5UZWxsUmVxdWVzdBodLmNoYXQuY2x1c3Rlci52MS5UZWxsUmVzcG9uc2ViBnByb3RvMw", [file_chat_v1_common]);
+  fileDesc("Ch1jaGF0L2NsdXN0ZXIvdjEvY2x1c3Rlci5wcm90bxIPY2hhdC5jbHVzdGVyLnYxIkcKC1NlbmRDb21tYW5kEhEKCXNlbmRlcl9pZBgBIAEoCRIMCgRib2R5GAIgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgDIAEoCSI3ChFBZGRNZW1iZXJzQ29tbWFuZBIQCghhY3Rvcl9pZBgBIAEoCRIQCgh1c2VyX2lkcxgCIAMoCSI4ChNSZW1vdmVNZW1iZXJDb21tYW5kEhAKCGFjdG9yX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiMAoNUmVuYW1lQ29tbWFuZBIQCghhY3Rvcl9pZBgBIAEoCRINCgV0aXRsZRgCIAEoCSKLAgoLVGVsbFJlcXVlc3QSFwoPY29udmVyc2F0aW9uX2lkGAEgASgJEiwKBHNlbmQYAiABKAsyHC5jaGF0LmNsdXN0ZXIudjEuU2VuZENvbW1hbmRIABI5CgthZGRfbWVtYmVycxgDIAEoCzIiLmNoYXQuY2x1c3Rlci52MS5BZGRNZW1iZXJzQ29tbWFuZEgAEj0KDXJlbW92ZV9tZW1iZXIYBCABKAsyJC5jaGF0LmNsdXN0ZXIudjEuUmVtb3ZlTWVtYmVyQ29tbWFuZEgAEjAKBnJlbmFtZRgFIAEoCzIeLmNoYXQuY2x1c3Rlci52MS5SZW5hbWVDb21tYW5kSABCCQoHY29tbWFuZCJCCgxUZWxsUmVzcG9uc2USHwoFZXZlbnQYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2USEQoJZHVwbGljYXRlGAIgASgIIkEKCVRlbGxFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSFQoNb3duZXJfbm9kZV9pZBgDIAEoCSJwCgpUZWxsUmVzdWx0EisKAm9rGAEgASgLMh0uY2hhdC5jbHVzdGVyLnYxLlRlbGxSZXNwb25zZUgAEisKBWVycm9yGAIgASgLMhouY2hhdC5jbHVzdGVyLnYxLlRlbGxFcnJvckgAQggKBnJlc3VsdCJYChBUZWxsQmF0Y2hSZXF1ZXN0Ei4KCHJlcXVlc3RzGAEgAygLMhwuY2hhdC5jbHVzdGVyLnYxLlRlbGxSZXF1ZXN0EhQKDGZyb21fbm9kZV9pZBgCIAEoCSJBChFUZWxsQmF0Y2hSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsuY2hhdC5jbHVzdGVyLnYxLlRlbGxSZXN1bHQyYgoMQWN0b3JTZXJ2aWNlElIKCVRlbGxCYXRjaBIhLmNoYXQuY2x1c3Rlci52MS5UZWxsQmF0Y2hSZXF1ZXN0GiIuY2hhdC5jbHVzdGVyLnYxLlRlbGxCYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_chat_v1_common]);
 
 /**
  * @generated from message chat.cluster.v1.SendCommand
@@ -144,13 +144,6 @@ export type TellRequest = Message<"chat.cluster.v1.TellRequest"> & {
     value: RenameCommand;
     case: "rename";
   } | { case: undefined; value?: undefined };
-
-  /**
-   * The forwarding node, for logs and metrics.
-   *
-   * @generated from field: string from_node_id = 6;
-   */
-  fromNodeId: string;
 };
 
 /**
@@ -185,20 +178,122 @@ export const TellResponseSchema: GenMessage<TellResponse> = /*@__PURE__*/
   messageDesc(file_chat_cluster_v1_cluster, 5);
 
 /**
- * Node-to-node: runs a command on the conversation actor of the node that owns the conversation.
- * Errors travel as gRPC status with metadata `x-chat-error` (the AppError code) and, for
- * not_owner, `x-chat-owner` (the node id the callee believes owns it).
+ * An application error of one command (the AppError code, e.g. "not_owner", "not_found").
+ *
+ * @generated from message chat.cluster.v1.TellError
+ */
+export type TellError = Message<"chat.cluster.v1.TellError"> & {
+  /**
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * For not_owner: the node the callee believes owns the conversation.
+   *
+   * @generated from field: string owner_node_id = 3;
+   */
+  ownerNodeId: string;
+};
+
+/**
+ * Describes the message chat.cluster.v1.TellError.
+ * Use `create(TellErrorSchema)` to create a new message.
+ */
+export const TellErrorSchema: GenMessage<TellError> = /*@__PURE__*/
+  messageDesc(file_chat_cluster_v1_cluster, 6);
+
+/**
+ * @generated from message chat.cluster.v1.TellResult
+ */
+export type TellResult = Message<"chat.cluster.v1.TellResult"> & {
+  /**
+   * @generated from oneof chat.cluster.v1.TellResult.result
+   */
+  result: {
+    /**
+     * @generated from field: chat.cluster.v1.TellResponse ok = 1;
+     */
+    value: TellResponse;
+    case: "ok";
+  } | {
+    /**
+     * @generated from field: chat.cluster.v1.TellError error = 2;
+     */
+    value: TellError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message chat.cluster.v1.TellResult.
+ * Use `create(TellResultSchema)` to create a new message.
+ */
+export const TellResultSchema: GenMessage<TellResult> = /*@__PURE__*/
+  messageDesc(file_chat_cluster_v1_cluster, 7);
+
+/**
+ * @generated from message chat.cluster.v1.TellBatchRequest
+ */
+export type TellBatchRequest = Message<"chat.cluster.v1.TellBatchRequest"> & {
+  /**
+   * @generated from field: repeated chat.cluster.v1.TellRequest requests = 1;
+   */
+  requests: TellRequest[];
+
+  /**
+   * The forwarding node, for logs.
+   *
+   * @generated from field: string from_node_id = 2;
+   */
+  fromNodeId: string;
+};
+
+/**
+ * Describes the message chat.cluster.v1.TellBatchRequest.
+ * Use `create(TellBatchRequestSchema)` to create a new message.
+ */
+export const TellBatchRequestSchema: GenMessage<TellBatchRequest> = /*@__PURE__*/
+  messageDesc(file_chat_cluster_v1_cluster, 8);
+
+/**
+ * @generated from message chat.cluster.v1.TellBatchResponse
+ */
+export type TellBatchResponse = Message<"chat.cluster.v1.TellBatchResponse"> & {
+  /**
+   * One per request, in order.
+   *
+   * @generated from field: repeated chat.cluster.v1.TellResult results = 1;
+   */
+  results: TellResult[];
+};
+
+/**
+ * Describes the message chat.cluster.v1.TellBatchResponse.
+ * Use `create(TellBatchResponseSchema)` to create a new message.
+ */
+export const TellBatchResponseSchema: GenMessage<TellBatchResponse> = /*@__PURE__*/
+  messageDesc(file_chat_cluster_v1_cluster, 9);
+
+/**
+ * Node-to-node: runs commands on the conversation actors of the node that owns them. A caller
+ * coalesces the commands it has for one owner into one batch while a batch is in flight.
  *
  * @generated from service chat.cluster.v1.ActorService
  */
 export const ActorService: GenService<{
   /**
-   * @generated from rpc chat.cluster.v1.ActorService.Tell
+   * @generated from rpc chat.cluster.v1.ActorService.TellBatch
    */
-  tell: {
+  tellBatch: {
     methodKind: "unary";
-    input: typeof TellRequestSchema;
-    output: typeof TellResponseSchema;
+    input: typeof TellBatchRequestSchema;
+    output: typeof TellBatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_chat_cluster_v1_cluster, 0);

@@ -540,7 +540,10 @@ describe("hostile input", () => {
       body: Buffer.concat([Buffer.from([0x0a, 36]), Buffer.from(g), Buffer.from([0x12, 3, 0xff, 0xfe, 0xc3])]),
     });
     parseRefused(proto);
-    for (const path of ["/api/messages", "/chat.v1.MessageService/SendMessage"]) {
+    const rest = await http("POST", "/api/messages", { token: u.token, body: badUtf8 });
+    assert.equal(rest.status, 400, "REST refuses bodies that are not UTF-8");
+    assert.equal(rest.json.error.code, "invalid_argument");
+    for (const path of ["/chat.v1.MessageService/SendMessage"]) {
       const r = await http("POST", path, { token: u.token, body: badUtf8 });
       const stored = (await u.api.messages.listMessages({ conversationId: g })).messages.find((m) => m.body.startsWith("bad "));
       // Decoders substitute U+FFFD for the invalid bytes; either the call is refused or only well-formed text is stored.

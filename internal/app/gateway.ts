@@ -1,4 +1,7 @@
-import { plainCodec, type BodyCodec } from "../actor/index.js";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { BodyCodec } from "../actor/index.js";
+import { messageCodecFromConfig } from "../crypto/index.js";
 import { createTokenService } from "../auth/index.js";
 import type { Config } from "../config/index.js";
 import { createDeliveryHub } from "../delivery/index.js";
@@ -30,9 +33,9 @@ export async function startGateway(config: Config, logger: Logger, overrides: { 
     keys,
     db,
     // Bodies read back from PostgreSQL may be sealed; the codec opens them.
-    codec: overrides.codec ?? plainCodec,
+    codec: overrides.codec ?? messageCodecFromConfig(config),
     logger,
-    hubId: `gw-${config.gatewayPort}-${process.pid}-${Date.now().toString(36)}`,
+    hubId: `gw-${hostname()}-${config.gatewayPort}-${randomBytes(4).toString("hex")}`,
     onDelivered: (source) => metrics.delivered.inc({ source }),
   });
   await hub.start();

@@ -49,7 +49,12 @@ export async function readJson(req: Request, maxBytes: number): Promise<unknown>
     chunks.push(chunk);
   }
   if (size === 0) return {};
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(chunks));
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new AppError("invalid_argument", "request body is not valid UTF-8");
+  }
   try {
     return JSON.parse(text);
   } catch {

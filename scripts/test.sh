@@ -21,6 +21,9 @@ files=(
   test/cluster.test.ts
   test/delivery.test.ts
   test/gateway.test.ts
+  test/gateway-presence.test.ts
+  test/security.test.ts
+  test/e2e.test.ts
 )
 log=$(mktemp)
 rc=0

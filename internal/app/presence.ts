@@ -7,6 +7,7 @@ import type { Config } from "../config/index.js";
 import { AppError } from "../errors/index.js";
 import { applyCors, sendError, sendJson, serveHttp, type Request, type Response } from "../http/index.js";
 import { createPresenceApi, createPresenceRelay, createPresenceTracker } from "../presence/index.js";
+import { createRateLimits } from "../ratelimit/index.js";
 import { createRedis, redisKeys } from "../redis/index.js";
 import { createDatabase, migrate, pingDatabase } from "../storage/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
@@ -47,7 +48,8 @@ export async function startPresence(config: Config, logger: Logger): Promise<Pre
   }, config.presenceSweepMs);
 
   const tokens = createTokenService({ secret: config.jwtSecret, ttlSeconds: config.jwtTtlSeconds });
-  const api = createPresenceApi(tracker, tokens, config.maxRequestBytes);
+  const limits = createRateLimits({ settings: config.rateLimit, redisUrl: config.redisUrl, keys: redisKeys(config.redisPrefix), logger });
+  const api = createPresenceApi(tracker, tokens, config.maxRequestBytes, (userId, setHeader) => limits.heartbeat(userId, setHeader));
   let ready = true;
   const fallback = async (req: Request, res: Response) => {
     try {
@@ -89,6 +91,7 @@ export async function startPresence(config: Config, logger: Logger): Promise<Pre
         () => server.close(),
         () => clearInterval(sweeper),
         () => relay.stop(),
+        () => limits.close(),
         () => { blocking.disconnect(); },
         () => relaying,
         () => redis.quit(),

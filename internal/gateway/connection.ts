@@ -223,8 +223,13 @@ export class Connection {
     this.ws.send(this.binary ? e.bytes : jsonFrame(e), { binary: this.binary });
   }
 
+  /** The user this socket is authenticated as. */
+  get userId(): string {
+    return this.principal.userId;
+  }
+
   /** Typing, receipts, presence: dropped when the socket is half full. */
-  private sendEphemeral(e: HubEvent): void {
+  sendEphemeral(e: HubEvent): void {
     if (this.closing || this.ws.readyState !== WebSocket.OPEN) return;
     if (this.ws.bufferedAmount > this.deps.limits.maxBufferedBytes / 2) {
       this.deps.metrics.ephemeralDropped.inc();

@@ -1,18 +1,18 @@
+import { gcraStep, type Budget } from "../ratelimit/index.js";
+
 /**
- * Token bucket for one connection's incoming frames: `burst` frames at once, refilled at
- * `perSecond`. `take()` is false when the frame must be refused.
+ * One connection's incoming-frame budget (CHAT_RATELIMIT_FRAMES_*): the same GCRA as every other
+ * limit, kept in the connection itself because a connection lives in one process (no Redis round
+ * trip per frame). `take()` is false when the frame must be refused.
  */
 export function createFrameLimiter(perSecond: number, burst: number, now: () => number = Date.now) {
-  let tokens = burst;
-  let last = now();
+  const budget: Budget = { name: "frame", perSecond, burst };
+  let tat: number | undefined;
   return {
     take(): boolean {
-      const t = now();
-      tokens = Math.min(burst, tokens + ((t - last) / 1000) * perSecond);
-      last = t;
-      if (tokens < 1) return false;
-      tokens -= 1;
-      return true;
+      const step = gcraStep(tat, now(), budget);
+      tat = step.tat;
+      return step.decision.allowed;
     },
   };
 }

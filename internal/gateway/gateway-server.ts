@@ -1,8 +1,9 @@
+import { randomUUID } from "node:crypto";
 import * as http from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { Principal, TokenService } from "../auth/index.js";
-import type { DeliveryHub } from "../delivery/index.js";
+import type { DeliveryHub, HubEvent } from "../delivery/index.js";
 import { AppError } from "../errors/index.js";
 import type { Logger } from "../telemetry/index.js";
 import type { ChatApiClient } from "./chat-api-client.js";
@@ -33,6 +34,11 @@ export type GatewayServerOptions = {
   /** Drain: pause between batches, jittered ±50 %. Default 200 ms. */
   drainBatchIntervalMs?: number;
   limits?: Partial<ConnectionLimits>;
+  /**
+   * Presence reporting: each socket counts as a device of its user while open (reported on open,
+   * every `refreshMs`, and on close). Failures are logged; presence is best effort.
+   */
+  presence?: { report(userId: string, connectionId: string, alive: boolean): Promise<void>; refreshMs: number };
   /** /ready answers 200 only when this resolves true (and the server is not draining). */
   ready: () => Promise<boolean>;
 };
@@ -40,14 +46,16 @@ export type GatewayServerOptions = {
 export type GatewayServer = {
   port: number;
   readonly connectionCount: number;
+  /** Sends an ephemeral event (presence) to every socket of these users on this gateway. */
+  notifyUsers(userIds: Iterable<string>, event: HubEvent): void;
   /** Stops accepting, closes every socket with 4100 in jittered batches, then stops listening. */
   drain(): Promise<void>;
 };
 
 const defaults: ConnectionLimits = {
   maxBufferedBytes: 1 << 20,
-  framesPerSecond: 50,
-  frameBurst: 100,
+  framesPerSecond: 20,
+  frameBurst: 60,
   maxRefusedFrames: 200,
   maxJoined: 1000,
   maxInFlight: 64,
@@ -82,6 +90,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const { hub, tokens, metrics, logger } = options;
   const limits: ConnectionLimits = { ...defaults, ...options.limits };
   const connections = new Map<WebSocket, Connection>();
+  const byUser = new Map<string, Map<Connection, string>>();
+  const report = (userId: string, connectionId: string, alive: boolean) =>
+    options.presence?.report(userId, connectionId, alive).catch((err: unknown) => logger.warn({ err }, "presence report failed"));
   let draining = false;
   const typing = createTypingThrottle({ forward: Connection.typingPublisher(hub, logger) });
   const wss = new WebSocketServer({
@@ -142,9 +153,17 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
         const connection = new Connection(ws, principal, token, ws.protocol === PROTO_SUBPROTOCOL, { hub, api: options.api, typing, metrics, logger, limits });
         connections.set(ws, connection);
         metrics.connections.set(connections.size);
+        const connectionId = randomUUID();
+        const mine = byUser.get(principal.userId) ?? new Map<Connection, string>();
+        mine.set(connection, connectionId);
+        byUser.set(principal.userId, mine);
+        void report(principal.userId, connectionId, true);
         ws.once("close", () => {
           connections.delete(ws);
           metrics.connections.set(connections.size);
+          mine.delete(connection);
+          if (mine.size === 0) byUser.delete(principal.userId);
+          void report(principal.userId, connectionId, false);
         });
       });
     })().catch((err: unknown) => {
@@ -165,6 +184,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     }
   }, options.pingIntervalMs ?? 30_000);
   pinger.unref();
+  const presenceRefresher = options.presence
+    ? setInterval(() => {
+        for (const [userId, mine] of byUser) for (const id of mine.values()) void report(userId, id, true);
+      }, options.presence.refreshMs)
+    : undefined;
+  presenceRefresher?.unref();
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -178,10 +203,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     get connectionCount() {
       return connections.size;
     },
+    notifyUsers(userIds, event) {
+      for (const userId of userIds) for (const connection of byUser.get(userId)?.keys() ?? []) connection.sendEphemeral(event);
+    },
     drain() {
       drained ??= (async () => {
         draining = true;
         clearInterval(pinger);
+        clearInterval(presenceRefresher);
         const all = [...connections.values()];
         const batches = Math.max(1, options.drainBatches ?? 10);
         const size = Math.ceil(all.length / batches);

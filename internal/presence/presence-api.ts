@@ -56,7 +56,13 @@ const toJson = (p: UserPresence) => ({
  * The presence surface: PresenceService RPCs and the seed's REST paths (`POST /heartbeat`,
  * `GET /status/:userId`, `POST /status/batch`). Every call needs a bearer token.
  */
-export function createPresenceApi(tracker: PresenceTracker, tokens: TokenService, maxRequestBytes: number) {
+export function createPresenceApi(
+  tracker: PresenceTracker,
+  tokens: TokenService,
+  maxRequestBytes: number,
+  /** The shared per-user heartbeat budget (internal/ratelimit RateLimits.heartbeat). */
+  limitHeartbeat: (userId: string, setHeader?: (name: string, value: string) => void) => Promise<void>,
+) {
   const who = (header: string | null | undefined): Promise<Principal> => tokens.verify(bearerToken(header));
   const fromCtx = (ctx: HandlerContext) => who(ctx.requestHeader.get("authorization"));
 
@@ -65,6 +71,7 @@ export function createPresenceApi(tracker: PresenceTracker, tokens: TokenService
       router.service(PresenceService, {
         async heartbeat(req, ctx) {
           const me = await fromCtx(ctx);
+          await limitHeartbeat(me.userId, (name, value) => ctx.responseHeader.set(name, value));
           const p = await tracker.heartbeat(me.userId, checkDeviceId(req.deviceId));
           return create(HeartbeatResponseSchema, { presence: toProto(p), ttlMs: BigInt(tracker.ttlMs) });
         },
@@ -88,6 +95,7 @@ export function createPresenceApi(tracker: PresenceTracker, tokens: TokenService
       if (path === "/heartbeat") {
         if (req.method !== "POST") throw new AppError("invalid_argument", "use POST");
         const me = await who(auth);
+        await limitHeartbeat(me.userId, (name, value) => res.setHeader(name, value));
         const body = (await readJson(req, maxRequestBytes)) as { deviceId?: unknown };
         const p = await tracker.heartbeat(me.userId, checkDeviceId(body?.deviceId));
         sendJson(res, 200, { ...toJson(p), ttlMs: tracker.ttlMs });

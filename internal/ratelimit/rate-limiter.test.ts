@@ -96,8 +96,6 @@ test("Redis down (closed port): sends fall back to a per-process limiter, auth f
     await assert.rejects(limits.auth("10.0.0.1"), (e: any) => e.code === "unavailable" && e.details.retryAfterMs === 1000);
     await assert.rejects(limits.login("alice"), (e: any) => e.code === "unavailable");
     assert.ok(Date.now() - started < 2000, `decisions took ${Date.now() - started} ms`);
-    const frames = await Promise.all(Array.from({ length: 100 }, () => limits.frame("conn-1")));
-    assert.equal(frames.filter((f) => f.allowed).length, config.rateLimit.frames.burst);
   } finally {
     await limits.close();
   }

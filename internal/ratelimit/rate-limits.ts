@@ -4,7 +4,7 @@ import { AppError } from "../errors/index.js";
 import type { RedisKeys } from "../redis/index.js";
 import type { Logger } from "../telemetry/index.js";
 import type { Budget, Decision } from "./gcra.js";
-import { createLocalRateLimiter, createRedisRateLimiter, type RateLimiter } from "./rate-limiter.js";
+import { createRedisRateLimiter, type RateLimiter } from "./rate-limiter.js";
 
 /** CHAT_RATELIMIT_* settings (Config["rateLimit"]). */
 export type RateLimitSettings = {
@@ -28,19 +28,16 @@ export type SetHeader = (name: string, value: string) => void;
  * - auth(ip) and login(username): login/register per client IP, login per username; Redis down:
  *   refused with UNAVAILABLE unless CHAT_RATELIMIT_AUTH_FAIL_CLOSED=false.
  * - heartbeat(userId): presence heartbeats per user; Redis down: per-process fallback.
- * - frame(connectionId): WebSocket frames per connection. A connection lives in one process, so
- *   this budget uses the same GCRA in memory (no Redis round trip per frame).
+   (WebSocket frames per connection use the same GCRA inside the gateway connection: gcraStep.)
  * send/auth/login/heartbeat throw AppError("resource_exhausted", details.retryAfterMs) when over
  * budget (AppError("unavailable") for fail-closed), after setting `RateLimit-Policy` and
  * `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers) through `setHeader` when given.
- * frame() returns the Decision instead: the gateway answers with an `error` frame.
  */
 export type RateLimits = {
   send(userId: string, setHeader?: SetHeader): Promise<void>;
   auth(ip: string, setHeader?: SetHeader): Promise<void>;
   login(username: string, setHeader?: SetHeader): Promise<void>;
   heartbeat(userId: string, setHeader?: SetHeader): Promise<void>;
-  frame(connectionId: string): Promise<Decision>;
   close(): Promise<void>;
 };
 
@@ -49,7 +46,6 @@ export const budgetsFrom = (s: RateLimitSettings) => ({
   auth: { name: "auth", ...s.auth },
   login: { name: "login", ...s.login },
   heartbeat: { name: "heartbeat", ...s.heartbeats },
-  frame: { name: "frame", ...s.frames },
 }) satisfies Record<string, Budget>;
 
 /** `RateLimit-Policy` and `RateLimit` header values for a decision (window = time to refill the burst). */
@@ -66,7 +62,6 @@ export function createRateLimits(options: { settings: RateLimitSettings; redisUr
     redisUrl: options.redisUrl, keys: options.keys, timeoutMs: s.redisTimeoutMs, logger: options.logger,
     redisDown: s.authFailClosed ? { auth: "closed", login: "closed" } : {},
   });
-  const frames = createLocalRateLimiter();
 
   const enforce = async (budget: Budget, subject: string, setHeader?: SetHeader) => {
     if (!s.enabled) return;
@@ -88,12 +83,8 @@ export function createRateLimits(options: { settings: RateLimitSettings; redisUr
     auth: (ip, setHeader) => enforce(budgets.auth, ip, setHeader),
     login: (username, setHeader) => enforce(budgets.login, username.trim().toLowerCase(), setHeader),
     heartbeat: (userId, setHeader) => enforce(budgets.heartbeat, userId, setHeader),
-    async frame(connectionId) {
-      if (!s.enabled) return { allowed: true, remaining: budgets.frame.burst, retryAfterMs: 0, resetAfterMs: 0, source: "local" };
-      return frames.check(budgets.frame, connectionId);
-    },
     async close() {
-      await Promise.allSettled([limiter.close(), frames.close()]);
+      await limiter.close();
     },
   };
 }

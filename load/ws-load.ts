@@ -23,7 +23,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import hdr from "hdr-histogram-js";
-import { interrupted, onExit, ROOT, runExitHooks, sleep, startCluster, type Cluster } from "./cluster.js";
+import { interrupted, onExit, ROOT, runExitHooks, scrapeMetric, sleep, startCluster, type Cluster } from "./cluster.js";
 import { startProcSampler, summarizeProcs, type ProcSampler } from "./proc-stats.js";
 import { latencyBars, procCharts, writeReport, type Chart, type Target } from "./report.js";
 import { lastSeqs, seedConversations, seedUsers } from "./seed.js";
@@ -40,8 +40,11 @@ export type WsScenario = {
   workers: number;
   /** Presence heartbeat period per client; 0 = no presence process, no heartbeats. */
   heartbeatMs: number;
-  /** Sending phases in order; rate 0 = idle for that long. */
-  phases: { rate: number; seconds: number }[];
+  /**
+   * Sending phases in order; rate 0 = idle for that long. A `warmup` phase (actor activation, JIT)
+   * is drained and then dropped from every figure except loss/duplicates/order.
+   */
+  phases: { rate: number; seconds: number; warmup?: boolean }[];
   /** Ramp: stop after the first phase whose p99 or throughput misses. */
   ramp?: { p99Ms: number };
   targets: (r: WsResult) => Target[];
@@ -84,6 +87,8 @@ export type WsResult = {
   phases: PhaseResult[];
   bestRampRate: number | null;
   gatewayRssMiB: { idle: number[]; peak: number[]; totalIdle: number; perConnectionKiB: number } | null;
+  /** From the chat-nodes' /metrics at the end: how the send path batched and how long commits took. */
+  chatNode: Record<string, number>;
   processes: ReturnType<typeof summarizeProcs>;
   report?: { json: string; html: string };
 };
@@ -102,6 +107,8 @@ function options(argv: string[]): Map<string, string> {
   }
   return out;
 }
+
+const warmup = (rate: number, seconds: number) => ({ rate, seconds, warmup: true });
 
 /** A scenario by name, SHORT or full, with overrides (`clients`, `rate`, `seconds`, …). */
 export function wsScenario(name: string, short: boolean, o: Map<string, string> = new Map()): WsScenario {
@@ -122,7 +129,7 @@ export function wsScenario(name: string, short: boolean, o: Map<string, string> 
       return {
         name: "a", title: `(a) ${rate} msg/s with ${num("clients", short ? 2000 : 10_000)} connected clients`,
         ...base(short ? 2000 : 10_000), conversationSize: num("conversation-size", 5), gateways: num("gateways", 1), heartbeatMs: num("heartbeat-ms", 0),
-        phases: [{ rate, seconds: num("seconds", short ? 20 : 120) }],
+        phases: [warmup(Math.round(rate / 4), num("warmup-seconds", 5)), { rate, seconds: num("seconds", short ? 20 : 120) }],
         targets: (r) => [
           { name: "send→deliver p95", target: "< 50 ms", measured: `${r.latencyMs.p95} ms`, pass: r.latencyMs.p95 < 50 },
           { name: "send→deliver p99", target: "< 100 ms", measured: `${r.latencyMs.p99} ms`, pass: r.latencyMs.p99 < 100 },
@@ -137,7 +144,7 @@ export function wsScenario(name: string, short: boolean, o: Map<string, string> 
       return {
         name: "b", title: `(b) step ramp: highest durable rate with send→deliver p99 < ${p99Ms} ms`,
         ...base(2000), conversationSize: num("conversation-size", 2), gateways: num("gateways", 1), heartbeatMs: 0,
-        phases: steps(short ? [500, 1000, 2000, 3000] : [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000]).map((rate) => ({ rate, seconds: num("step-seconds", short ? 6 : 12) })),
+        phases: [warmup(200, num("warmup-seconds", 5)), ...steps(short ? [500, 1000, 2000, 3000] : [500, 1000, 1500, 2000, 2500, 3000, 4000, 5000]).map((rate) => ({ rate, seconds: num("step-seconds", short ? 6 : 12) }))],
         ramp: { p99Ms },
         targets: (r) => [
           { name: `highest rate with p99 < ${p99Ms} ms (durable)`, target: "≥ 3000 msg/s", measured: `${r.bestRampRate ?? 0} msg/s`, pass: (r.bestRampRate ?? 0) >= 3000 },
@@ -164,7 +171,7 @@ export function wsScenario(name: string, short: boolean, o: Map<string, string> 
       return {
         name: "d", title: `(d) fan-out: ${rate} msg/s into one ${num("clients", 1000)}-member group`,
         ...base(1000), workers: num("workers", 2), conversationSize: num("clients", 1000), gateways: num("gateways", 1), heartbeatMs: 0,
-        phases: [{ rate, seconds: num("seconds", short ? 10 : 40) }],
+        phases: [warmup(Math.max(1, Math.round(rate / 4)), num("warmup-seconds", 5)), { rate, seconds: num("seconds", short ? 10 : 40) }],
         targets: (r) => [
           { name: "deliveries/s", target: `${rate * r.clients}/s (all)`, measured: `${r.deliveredPerSecond}/s`, pass: null },
           { name: "send→deliver p99", target: "(reported)", measured: `${r.latencyMs.p99} ms`, pass: null },
@@ -295,7 +302,7 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
     const clock = setInterval(flush, 1000);
     const phases: PhaseResult[] = [];
     let bestRampRate: number | null = s.ramp ? 0 : null;
-    const sendStarted = Date.now();
+    let measureFrom = Date.now();
     let gatewayIdle: number[] = [];
     for (const phase of s.phases) {
       if (interrupted.signal.aborted) break;
@@ -306,6 +313,16 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
       const phaseEnd = Date.now() + phase.seconds * 1000;
       while (Date.now() < phaseEnd && !interrupted.signal.aborted) await sleep(100);
       if (phase.rate === 0) gatewayIdle = cluster.gateways.map((g) => sampler.latest().get(g.name)?.rssBytes ?? 0);
+      if (phase.warmup) {
+        workers.forEach((w) => w.child.send({ type: "stop" } satisfies ToWorker));
+        await sleep(2_500);
+        log(`\n[${s.name}] warm-up done (${phase.rate}/s for ${phase.seconds} s; not counted)`);
+        const keep = { duplicated: total.counters.duplicated, outOfOrder: total.counters.outOfOrder, closes: total.counters.closes };
+        Object.assign(total, newBucket());
+        Object.assign(total.counters, keep);
+        measureFrom = Date.now();
+        continue;
+      }
       if (s.ramp) {
         // Let the step's last messages arrive before judging it.
         workers.forEach((w) => w.child.send({ type: "stop" } satisfies ToWorker));
@@ -329,6 +346,7 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
         phases.push(result);
       }
     }
+    const sendStarted = measureFrom;
     const sendSeconds = (Date.now() - sendStarted) / 1000;
     workers.forEach((w) => w.child.send({ type: "stop" } satisfies ToWorker));
 
@@ -345,6 +363,7 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
     clearInterval(clock);
     flush();
     const seqs = await lastSeqs(cluster, conversations.map((c) => c.id));
+    const chatNode = await chatNodeMetrics(cluster);
     workers.forEach((w) => w.child.send({ type: "finish", lastSeqs: seqs } satisfies ToWorker));
     const finals = await Promise.all(workers.map((w) => Promise.race([w.final, sleep(20_000).then(() => null)])));
     const openAtEnd = [...opens.values()].reduce((a, c) => a + c, 0);
@@ -373,7 +392,7 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
       ackLatencyMs: { p50: ms(total.ackLatency, 50), p95: ms(total.ackLatency, 95), p99: ms(total.ackLatency, 99), max: Math.round(total.ackLatency.maxValue / 100) / 10 },
       heartbeats: { sent: c.heartbeats, errors: c.heartbeatErrors, p99Ms: ms(total.heartbeatLatency, 99) },
       closes: c.closes, errorCodes: merge("errorCodes"), closeCodes: merge("closeCodes"),
-      phases, bestRampRate,
+      phases, bestRampRate, chatNode,
       gatewayRssMiB: gwSeries.length === 0 ? null : {
         idle: gatewayIdle.map(mib),
         peak: gwSeries.map((x) => mib(Math.max(0, ...x.samples.map((y) => y.rssBytes)))),
@@ -420,6 +439,24 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
     removeHook();
     await cluster?.stop();
   }
+}
+
+/** Send-path figures from the chat-nodes: commit transactions, their duration and batching. */
+async function chatNodeMetrics(cluster: Cluster): Promise<Record<string, number>> {
+  const m = (name: string) => scrapeMetric(cluster.nodes, name);
+  const [txs, actorsInTx, commits, commitSeconds, batches, batchCommands, rpcCount, rpcSeconds] = await Promise.all([
+    m("chat_group_commit_conversations_count"), m("chat_group_commit_conversations_sum"),
+    m("chat_actor_commit_seconds_count"), m("chat_actor_commit_seconds_sum"),
+    m("chat_actor_batch_size_count"), m("chat_actor_batch_size_sum"),
+    m('chat_rpc_duration_seconds_count{procedure="chat.v1.MessageService/SendMessage"'), m('chat_rpc_duration_seconds_sum{procedure="chat.v1.MessageService/SendMessage"'),
+  ]);
+  const r2 = (x: number) => Math.round(x * 100) / 100;
+  return {
+    groupCommitTransactions: txs, actorBatchesPerTransaction: txs ? r2(actorsInTx / txs) : 0,
+    actorCommits: commits, actorCommitMeanMs: commits ? r2((commitSeconds / commits) * 1000) : 0,
+    actorBatches: batches, commandsPerActorBatch: batches ? r2(batchCommands / batches) : 0,
+    sendMessageRpcs: rpcCount, sendMessageRpcMeanMs: rpcCount ? r2((rpcSeconds / rpcCount) * 1000) : 0,
+  };
 }
 
 /** One-line summary for tables and logs. */

@@ -10,7 +10,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { createClient, Code, ConnectError } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import fc from "fast-check";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { sql } from "slonik";

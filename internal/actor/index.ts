@@ -9,3 +9,4 @@ export type { ActorCommand, ActorResult, CommittedEvent } from "./commands.js";
 export { topics, outboxForEvents, outboxForRead, kindName } from "./outbox-events.js";
 export { createGroupCommitter } from "./group-commit.js";
 export type { GroupCommitter } from "./group-commit.js";
+export { eventToProto, eventFromProto } from "./event-proto.js";

@@ -83,7 +83,7 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
 }
 
 /** Translates errors and records call durations for every Connect/gRPC/gRPC-Web call. */
-export function errorInterceptor(logger: Logger, metrics: Metrics): Interceptor {
+export function errorInterceptor(logger: Logger, metrics: Pick<Metrics, "rpcDuration">): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const procedure = `${req.service.typeName}/${req.method.name}`;

@@ -4,13 +4,11 @@ import {
   ConversationSchema,
   MemberRole,
   MemberSchema,
-  MessageSchema,
   UserSchema,
   type Conversation,
-  type Message,
   type User,
 } from "../gen/chat/v1/common_pb.js";
-import type { CommittedEvent } from "../actor/index.js";
+import { eventToProto, type CommittedEvent } from "../actor/index.js";
 import type { ConversationRecord, MemberRecord, UserRecord } from "../storage/index.js";
 
 /** Storage records and actor events to their chat.v1 wire messages. */
@@ -23,18 +21,6 @@ const roles: Record<MemberRecord["role"], MemberRole> = {
   admin: MemberRole.ADMIN,
   member: MemberRole.MEMBER,
 };
-
-export const toMessageProto = (e: CommittedEvent): Message =>
-  create(MessageSchema, {
-    id: e.id,
-    conversationId: e.conversationId,
-    seq: e.seq,
-    senderId: e.senderId,
-    kind: e.kind,
-    body: e.body,
-    subjectUserIds: e.subjectUserIds,
-    createdAtMs: BigInt(e.createdAt),
-  });
 
 export function toConversationProto(c: ConversationRecord, lastMessage: CommittedEvent | null): Conversation {
   return create(ConversationSchema, {
@@ -54,6 +40,6 @@ export function toConversationProto(c: ConversationRecord, lastMessage: Committe
     createdAtMs: BigInt(c.createdAt),
     lastActivityAtMs: BigInt(c.lastActivityAt),
     unreadCount: c.unreadCount,
-    lastMessage: lastMessage ? toMessageProto(lastMessage) : undefined,
+    lastMessage: lastMessage ? eventToProto(lastMessage) : undefined,
   });
 }

@@ -3,4 +3,4 @@ export type { Api } from "./create-api.js";
 export type { ApiDeps, ActorRouter, Notifier } from "./api-deps.js";
 export { connectRoutes, errorInterceptor, toConnectError } from "./connect-routes.js";
 export { restRoutes } from "./rest-routes.js";
-export { toMessageProto, toConversationProto } from "./convert.js";
+export { toConversationProto } from "./convert.js";

@@ -10,13 +10,12 @@ import {
   type SendMessageRequest,
   type SendMessageResponse,
 } from "../gen/chat/v1/message_pb.js";
-import { openRecord, outboxForRead } from "../actor/index.js";
+import { eventToProto, openRecord, outboxForRead } from "../actor/index.js";
 import type { Principal } from "../auth/index.js";
 import { AppError, conversationNotFound, invalidArgument } from "../errors/index.js";
 import { advanceReadMarker, findConversationForMember, listMessages } from "../storage/index.js";
 import type { ApiDeps } from "./api-deps.js";
 import { uuidOrNotFound } from "./conversation-api.js";
-import { toMessageProto } from "./convert.js";
 import * as v from "./validate.js";
 
 export function createMessageApi(deps: ApiDeps) {
@@ -27,7 +26,7 @@ export function createMessageApi(deps: ApiDeps) {
       const idempotencyKey = v.idempotencyKey("idempotency_key", req.idempotencyKey);
       const result = await deps.actors.tell(conversationId, { type: "send", senderId: p.userId, body, idempotencyKey });
       if (result.event === null) throw new AppError("internal", "send produced no event");
-      return create(SendMessageResponseSchema, { message: toMessageProto(result.event), duplicate: result.duplicate });
+      return create(SendMessageResponseSchema, { message: eventToProto(result.event), duplicate: result.duplicate });
     },
 
     async list(p: Principal, req: ListMessagesRequest): Promise<ListMessagesResponse> {
@@ -39,7 +38,7 @@ export function createMessageApi(deps: ApiDeps) {
       if ((await findConversationForMember(deps.db, conversationId, p.userId)) === null) throw conversationNotFound();
       const page = await listMessages(deps.db, conversationId, { beforeSeq, afterSeq, limit });
       return create(ListMessagesResponseSchema, {
-        messages: page.messages.map((m) => toMessageProto(openRecord(m, deps.codec))),
+        messages: page.messages.map((m) => eventToProto(openRecord(m, deps.codec))),
         hasMore: page.hasMore,
       });
     },

@@ -1,20 +1,18 @@
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createContextValues } from "@connectrpc/connect";
 import { ActorHost, createGroupCommitter, type EventSink } from "../actor/index.js";
 import { createOutboxBody, messageCodecFromConfig } from "../crypto/index.js";
 import { clientAddress, clientAddressKey, createRateLimits } from "../ratelimit/index.js";
 import { ClusterRouter, Membership, serveActorService } from "../cluster/index.js";
-import { connectRoutes, createApi, errorInterceptor, restRoutes, type ActorRouter, type Notifier } from "../api/index.js";
+import { connectRoutes, createApi, restRoutes, type ActorRouter, type Notifier } from "../api/index.js";
 import { createTokenService } from "../auth/index.js";
 import type { Config } from "../config/index.js";
-import { AppError } from "../errors/index.js";
-import { applyCors, sendError, sendJson, serveHttp, type Request, type Response } from "../http/index.js";
 import { createDatabase, migrate, pingDatabase } from "../storage/index.js";
 import { createDeliveryHub, createDeliveryNotifier, createDeliverySink, createEventService } from "../delivery/index.js";
 import { createRedis, redisKeys } from "../redis/index.js";
 import { createInboxQueue, createInboxSink } from "../inbox/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
+import { serveApi } from "./serve-api.js";
 
 export type ChatNode = { port: number; close(): Promise<void> };
 
@@ -108,47 +106,22 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
   // --- rate limits (internal/ratelimit): shared GCRA budgets in Redis, checked before work is queued ---
   const limits = createRateLimits({ settings: config.rateLimit, redisUrl: config.redisUrl, keys: redisKeys(config.redisPrefix), logger });
   const handleRest = restRoutes(api, tokens, config.maxRequestBytes, limits, config.trustedProxies);
-  let ready = true;
-
-  const fallback = async (req: Request, res: Response) => {
-    try {
-      const path = (req.url ?? "/").split("?")[0];
-      if (path === "/health") return sendJson(res, 200, { status: "ok", nodeId: config.nodeId });
-      if (path === "/ready") {
-        const ok = ready && (await pingDatabase(db));
-        return sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready" });
-      }
-      if (path === "/metrics") {
-        res.writeHead(200, { "content-type": metrics.registry.contentType });
-        return res.end(await metrics.registry.metrics());
-      }
-      if (!(await handleRest(req, res))) sendJson(res, 404, { error: { code: "not_found", message: "no such route" } });
-    } catch (error) {
-      if (AppError.from(error).code === "internal") logger.error({ err: error, url: req.url }, "rest call failed");
-      sendError(res, error);
-    }
-  };
-  const connectHandler = connectNodeAdapter({
+  const server = await serveApi({
+    config, logger, metrics,
+    port: config.nodePort,
     routes: connectRoutes(api, tokens, createEventService(deliveryHub), limits),
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, config.trustedProxies)),
-    interceptors: [errorInterceptor(logger, metrics)],
-    readMaxBytes: config.maxRequestBytes,
-    fallback: (req, res) => void fallback(req, res as Response),
+    handleRest,
+    health: { nodeId: config.nodeId },
+    ready: () => pingDatabase(db),
   });
-  const server = await serveHttp(
-    (req, res) => {
-      if (applyCors(req, res, config.corsOrigins)) return;
-      connectHandler(req, res);
-    },
-    { host: config.bindHost, port: config.nodePort },
-  );
   logger.info({ port: server.port, nodeId: config.nodeId }, "chat-node listening");
 
   return {
     port: server.port,
     close: () =>
       closeAll([
-        () => { ready = false; },
+        () => server.stopReady(),
         // Leave the ring first: other nodes take this node's conversations over at once.
         () => membership.leave(),
         () => server.close(config.shutdownGraceMs),

@@ -1,17 +1,14 @@
 import { hostname } from "node:os";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Counter } from "prom-client";
-import { errorInterceptor } from "../api/index.js";
 import { createTokenService } from "../auth/index.js";
 import type { Config } from "../config/index.js";
-import { AppError } from "../errors/index.js";
-import { applyCors, sendError, sendJson, serveHttp, type Request, type Response } from "../http/index.js";
 import { createPresenceApi, createPresenceRelay, createPresenceTracker } from "../presence/index.js";
 import { createRateLimits } from "../ratelimit/index.js";
 import { createRedis, redisKeys } from "../redis/index.js";
 import { createDatabase, migrate, pingDatabase } from "../storage/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
+import { serveApi } from "./serve-api.js";
 
 export type PresenceServer = { port: number; close(): Promise<void> };
 
@@ -50,44 +47,20 @@ export async function startPresence(config: Config, logger: Logger): Promise<Pre
   const tokens = createTokenService({ secret: config.jwtSecret, ttlSeconds: config.jwtTtlSeconds });
   const limits = createRateLimits({ settings: config.rateLimit, redisUrl: config.redisUrl, keys: redisKeys(config.redisPrefix), logger });
   const api = createPresenceApi(tracker, tokens, config.maxRequestBytes, (userId, setHeader) => limits.heartbeat(userId, setHeader));
-  let ready = true;
-  const fallback = async (req: Request, res: Response) => {
-    try {
-      const path = (req.url ?? "/").split("?")[0];
-      if (path === "/health") return sendJson(res, 200, { status: "ok" });
-      if (path === "/ready") {
-        const ok = ready && (await pingDatabase(db)) && (await redis.ping().then(() => true, () => false));
-        return sendJson(res, ok ? 200 : 503, { status: ok ? "ready" : "not ready" });
-      }
-      if (path === "/metrics") {
-        res.writeHead(200, { "content-type": metrics.registry.contentType });
-        return res.end(await metrics.registry.metrics());
-      }
-      if (!(await api.handleRest(req, res))) sendJson(res, 404, { error: { code: "not_found", message: "no such route" } });
-    } catch (error) {
-      if (AppError.from(error).code === "internal") logger.error({ err: error, url: req.url }, "presence call failed");
-      sendError(res, error);
-    }
-  };
-  const connectHandler = connectNodeAdapter({
+  const server = await serveApi({
+    config, logger, metrics,
+    port: config.presencePort,
     routes: (router) => api.connectRoutes(router),
-    interceptors: [errorInterceptor(logger, metrics)],
-    readMaxBytes: config.maxRequestBytes,
-    fallback: (req, res) => void fallback(req, res as Response),
+    handleRest: (req, res) => api.handleRest(req, res),
+    health: {},
+    ready: async () => (await pingDatabase(db)) && (await redis.ping().then(() => true, () => false)),
   });
-  const server = await serveHttp(
-    (req, res) => {
-      if (applyCors(req, res, config.corsOrigins)) return;
-      connectHandler(req, res);
-    },
-    { host: config.bindHost, port: config.presencePort },
-  );
   logger.info({ port: server.port, ttlMs: config.presenceTtlMs, graceMs: config.presenceGraceMs }, "presence listening");
   return {
     port: server.port,
     close: () =>
       closeAll([
-        () => { ready = false; },
+        () => server.stopReady(),
         () => server.close(),
         () => clearInterval(sweeper),
         () => relay.stop(),

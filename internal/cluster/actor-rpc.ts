@@ -13,8 +13,7 @@ import {
   type TellResult,
 } from "../gen/chat/cluster/v1/cluster_pb.js";
 import { Coalescer } from "../batching/index.js";
-import { MessageSchema } from "../gen/chat/v1/common_pb.js";
-import type { ActorCommand, ActorResult } from "../actor/index.js";
+import { eventFromProto, eventToProto, type ActorCommand, type ActorResult } from "../actor/index.js";
 import { AppError, errorMappings, type ErrorCode } from "../errors/index.js";
 
 /** The ActorService definition for grpc-js, (de)serialized with the protobuf-es generated schemas. */
@@ -67,29 +66,11 @@ export function decodeCommand(req: TellRequest): ActorCommand {
 }
 
 export function encodeResult(result: ActorResult): TellResponse {
-  const e = result.event;
-  return create(TellResponseSchema, {
-    duplicate: result.duplicate,
-    event: e
-      ? create(MessageSchema, {
-          id: e.id, conversationId: e.conversationId, seq: e.seq, senderId: e.senderId, kind: e.kind, body: e.body,
-          subjectUserIds: e.subjectUserIds, createdAtMs: BigInt(e.createdAt),
-        })
-      : undefined,
-  });
+  return create(TellResponseSchema, { duplicate: result.duplicate, event: result.event ? eventToProto(result.event) : undefined });
 }
 
 export function decodeResult(res: TellResponse): ActorResult {
-  const e = res.event;
-  return {
-    duplicate: res.duplicate,
-    event: e
-      ? {
-          id: e.id, conversationId: e.conversationId, seq: e.seq, senderId: e.senderId, kind: e.kind, body: e.body,
-          subjectUserIds: e.subjectUserIds, createdAt: Number(e.createdAtMs), idempotencyKey: null,
-        }
-      : null,
-  };
+  return { duplicate: res.duplicate, event: res.event ? eventFromProto(res.event) : null };
 }
 
 /** One command's outcome for the batch answer: its result, or its AppError by code. */

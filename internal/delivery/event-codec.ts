@@ -1,7 +1,7 @@
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { MessageSchema, MessageKind, type Message } from "../gen/chat/v1/common_pb.js";
+import { MessageKind } from "../gen/chat/v1/common_pb.js";
 import { EventSchema, type Event } from "../gen/chat/v1/events_pb.js";
-import { openRecord, type BodyCodec, type CommittedEvent } from "../actor/index.js";
+import { eventToProto, openRecord, type BodyCodec, type CommittedEvent } from "../actor/index.js";
 import type { MessageRecord } from "../storage/index.js";
 
 /**
@@ -19,21 +19,8 @@ export type HubEvent = {
   jsonFrame?: string;
 };
 
-export function messageProto(e: CommittedEvent): Message {
-  return create(MessageSchema, {
-    id: e.id,
-    conversationId: e.conversationId,
-    seq: e.seq,
-    senderId: e.senderId,
-    kind: e.kind,
-    body: e.body,
-    subjectUserIds: e.subjectUserIds,
-    createdAtMs: BigInt(e.createdAt),
-  });
-}
-
 export function messageEvent(e: CommittedEvent): HubEvent {
-  const event = create(EventSchema, { payload: { case: "messageCreated", value: { message: messageProto(e) } } });
+  const event = create(EventSchema, { payload: { case: "messageCreated", value: { message: eventToProto(e) } } });
   return { conversationId: e.conversationId, seq: e.seq, event, bytes: toBinary(EventSchema, event) };
 }
 

@@ -21,6 +21,7 @@ files=(
   test/cluster.test.ts
   test/delivery.test.ts
   test/gateway.test.ts
+  test/load-smoke.test.ts
   test/gateway-presence.test.ts
   test/security.test.ts
   test/e2e.test.ts

@@ -32,3 +32,23 @@ test(".env.example documents exactly the variables the schema reads", () => {
   assert.deepEqual([...configVariables].filter((v) => !documented.has(v)), [], "missing from .env.example");
   assert.deepEqual([...documented].filter((v) => !configVariables.includes(v!)), [], "in .env.example but not read");
 });
+
+test("a .env file in the working directory is read under the real environment", async () => {
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(`${tmpdir()}/chat-config-`);
+  writeFileSync(`${dir}/.env`, "CHAT_NODE_PORT=3999\nCHAT_GATEWAY_PORT=4999\n# comment\n");
+  const cwd = process.cwd();
+  const saved = process.env.CHAT_GATEWAY_PORT;
+  process.chdir(dir);
+  process.env.CHAT_GATEWAY_PORT = "4111";
+  try {
+    const config = loadConfig();
+    assert.equal(config.nodePort, 3999);
+    assert.equal(config.gatewayPort, 4111, "the environment wins over .env");
+  } finally {
+    process.chdir(cwd);
+    if (saved === undefined) delete process.env.CHAT_GATEWAY_PORT;
+    else process.env.CHAT_GATEWAY_PORT = saved;
+  }
+});

@@ -1,4 +1,6 @@
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { parseEnv } from "node:util";
 import { z } from "zod";
 
 const EXAMPLE_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef";
@@ -260,7 +262,7 @@ export class ConfigError extends Error {
  * Parses the environment once. Empty strings count as unset. Throws ConfigError naming every bad
  * variable at once.
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = withDotEnv(process.env)): Config {
   const input: Record<string, string> = {};
   for (const key of Object.keys(schema.shape)) {
     const value = env[key];
@@ -401,6 +403,12 @@ function parseKeyring(single: string, ring: string, activeVersion: number, probl
   if (active === 0) active = keys.size === 0 ? 0 : Math.max(...keys.keys());
   else if (!keys.has(active)) problems.push(`  CHAT_MESSAGE_KEY_ACTIVE: version ${active} is not in the keyring`);
   return { keys: keys as ReadonlyMap<number, Buffer>, active };
+}
+
+/** The environment with `.env` (in the working directory, if present) under it: real variables win. */
+function withDotEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (!existsSync(".env")) return env;
+  return { ...(parseEnv(readFileSync(".env", "utf8")) as NodeJS.ProcessEnv), ...env };
 }
 
 /** The variables and their defaults, for `.env.example` checks and docs. */

@@ -22,7 +22,11 @@
  * Imports only internal/gen (through load/seed.ts and load/ws-worker.ts).
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import hdr from "hdr-histogram-js";
+import { PresenceStatus } from "../internal/gen/chat/v1/events_pb.js";
+import { PresenceService } from "../internal/gen/chat/v1/presence_pb.js";
 import { interrupted, onExit, ROOT, runExitHooks, scrapeMetric, sleep, startCluster, type Cluster } from "./cluster.js";
 import { startProcSampler, summarizeProcs, type ProcSampler } from "./proc-stats.js";
 import { latencyBars, procCharts, writeReport, type Chart, type Target } from "./report.js";
@@ -83,6 +87,8 @@ export type WsResult = {
   latencyMs: { p50: number; p90: number; p95: number; p99: number; p999: number; max: number; count: number };
   ackLatencyMs: { p50: number; p95: number; p99: number; max: number };
   heartbeats: { sent: number; errors: number; p99Ms: number };
+  /** Presence as the presence service reports it for up to 500 connected users, sampled evenly, at the end. */
+  presenceSample: { asked: number; online: number } | null;
   closes: number;
   errorCodes: Record<string, number>;
   closeCodes: Record<string, number>;
@@ -165,6 +171,7 @@ export function wsScenario(name: string, short: boolean, o: Map<string, string> 
         targets: (r) => [
           { name: "connections held", target: String(r.clients), measured: String(r.openAtEnd), pass: r.openAtEnd === r.clients },
           { name: "gateway RSS, all gateways", target: "< 2048 MiB", measured: `${r.gatewayRssMiB?.totalIdle ?? "?"} MiB`, pass: (r.gatewayRssMiB?.totalIdle ?? Infinity) < 2048 },
+          { name: "users online in presence (sample)", target: "all", measured: `${r.presenceSample?.online ?? "?"} of ${r.presenceSample?.asked ?? "?"}`, pass: r.presenceSample !== null && r.presenceSample.online === r.presenceSample.asked },
           { name: "gateway RSS per connection", target: "(reported)", measured: `${r.gatewayRssMiB?.perConnectionKiB ?? "?"} KiB`, pass: null },
           ...(r.heartbeats.sent + r.heartbeats.errors > 0 ? [{ name: "client heartbeat RPC errors", target: "0", measured: `${r.heartbeats.errors} of ${r.heartbeats.sent + r.heartbeats.errors}`, pass: r.heartbeats.errors === 0 }] : []),
         ],
@@ -369,6 +376,14 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
     flush();
     const seqs = await lastSeqs(cluster, conversations.map((c) => c.id));
     const chatNode = await chatNodeMetrics(cluster);
+    let presenceSample: WsResult["presenceSample"] = null;
+    if (cluster.presence) {
+      const client = createClient(PresenceService, createConnectTransport({ baseUrl: cluster.presence.url, httpVersion: "1.1" }));
+      const step = Math.max(1, Math.floor(users.length / 500));
+      const userIds = users.filter((_, i) => i % step === 0).slice(0, 500).map((u) => u.id);
+      const res = await client.batchGetStatus({ userIds }, { headers: { authorization: `Bearer ${users[0]!.token}` } }).catch(() => null);
+      presenceSample = { asked: userIds.length, online: res?.presences.filter((p) => p.status === PresenceStatus.ONLINE).length ?? -1 };
+    }
     workers.forEach((w) => w.child.send({ type: "finish", lastSeqs: seqs } satisfies ToWorker));
     const finals = await Promise.all(workers.map((w) => Promise.race([w.final, sleep(20_000).then(() => null)])));
     const openAtEnd = [...opens.values()].reduce((a, c) => a + c, 0);
@@ -397,7 +412,7 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
       ackLatencyMs: { p50: ms(total.ackLatency, 50), p95: ms(total.ackLatency, 95), p99: ms(total.ackLatency, 99), max: Math.round(total.ackLatency.maxValue / 100) / 10 },
       heartbeats: { sent: c.heartbeats, errors: c.heartbeatErrors, p99Ms: ms(total.heartbeatLatency, 99) },
       closes: c.closes, errorCodes: merge("errorCodes"), closeCodes: merge("closeCodes"),
-      phases, bestRampRate, chatNode,
+      presenceSample, phases, bestRampRate, chatNode,
       gatewayRssMiB: gwSeries.length === 0 ? null : (() => {
         const idle = gatewayIdle.length ? gatewayIdle : gwSeries.map((x) => x.samples.at(-1)?.rssBytes ?? 0);
         const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);

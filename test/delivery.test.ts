@@ -5,54 +5,36 @@
  * gRPC Subscribe with resume.
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Redis } from "ioredis";
 import { sql } from "slonik";
 import { WebSocket } from "ws";
 import { z } from "zod";
 import { EventService } from "../internal/gen/chat/v1/event_service_pb.js";
 import { ConversationKind } from "../internal/gen/chat/v1/common_pb.js";
-import { apiClients, createTestEnv, eventually, registerUser, type TestEnv } from "./support/index.js";
+import {
+  apiClients,
+  clearRedisPrefix,
+  createTestEnv,
+  eventually,
+  registerUser,
+  startChatService,
+  type ServiceProcess,
+  type TestEnv,
+  type TestUser,
+} from "./support/index.js";
 
-type Proc = { proc: ChildProcess; port: number; url: string };
 let env: TestEnv;
-const procs: ChildProcess[] = [];
-let nodes: Proc[] = [];
-let gateways: Proc[] = [];
+const procs: ServiceProcess[] = [];
+let nodes: ServiceProcess[] = [];
+let gateways: ServiceProcess[] = [];
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function spawnProcess(kind: "chat-node" | "gateway", extra: Record<string, string> = {}): Promise<Proc> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, ["--import", "tsx", `cmd/${kind}/main.ts`], {
-    env: {
-      ...process.env,
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
-      DATABASE_URL: env.databaseUrl,
-      CHAT_REDIS_PREFIX: env.redisPrefix,
-      CHAT_NODE_PORT: kind === "chat-node" ? String(port) : "0",
-      CHAT_NODE_GRPC_PORT: String(await freePort()),
-      CHAT_GATEWAY_PORT: kind === "gateway" ? String(port) : "0",
-      CHAT_DB_POOL_SIZE: "6",
-      ...extra,
-    },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  procs.push(proc);
-  const url = `http://127.0.0.1:${port}`;
-  await eventually(async () => (await fetch(`${url}/health`)).ok, { timeoutMs: 30_000, intervalMs: 100 });
-  return { proc, port, url };
+async function spawnProcess(kind: "chat-node" | "gateway", extra: Record<string, string> = {}): Promise<ServiceProcess> {
+  const service = await startChatService(env, kind, { name: `delivery-${kind}-${procs.length + 1}`, extra: { CHAT_DB_POOL_SIZE: "6", ...extra } });
+  procs.push(service);
+  return service;
 }
 
 /** A client that holds, per conversation, every seq it was handed (across reconnects). */
@@ -122,7 +104,7 @@ async function assertExact(clients: Client[], ids: string[]): Promise<void> {
   }
 }
 
-let users: Awaited<ReturnType<typeof registerUser>>[] = [];
+let users: TestUser[] = [];
 let conversationIds: string[] = [];
 let clients: Client[] = [];
 const members = new Map<string, string[]>();
@@ -189,15 +171,8 @@ before(async () => {
 
 after(async () => {
   for (const c of clients) c.ws?.terminate();
-  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  const redis = new Redis(env.config.redisUrl);
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${env.redisPrefix}:*`, "COUNT", 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== "0");
-  redis.disconnect();
+  for (const p of procs) p.signal("SIGKILL");
+  await clearRedisPrefix(env);
   await env?.close();
 });
 
@@ -215,7 +190,7 @@ describe("delivery", { timeout: 120_000 }, () => {
     const victim = gateways[0]!;
     const load = sendLoad(400);
     await new Promise((r) => setTimeout(r, 300));
-    victim.proc.kill("SIGKILL");
+    victim.signal("SIGKILL");
     const orphans = clients.filter((c) => c.ws.url.includes(`:${victim.port}/`));
     assert.ok(orphans.length > 0);
     await eventually(() => orphans.every((c) => c.ws.readyState === WebSocket.CLOSED), { timeoutMs: 10_000 });
@@ -227,16 +202,9 @@ describe("delivery", { timeout: 120_000 }, () => {
   });
 
   test("Redis wiped (every key of our prefix) mid-stream: clients converge from PostgreSQL", async () => {
-    const redis = new Redis(env.config.redisUrl);
     const load = sendLoad(400);
     await new Promise((r) => setTimeout(r, 300));
-    let cursor = "0", deleted = 0;
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${env.redisPrefix}:*`, "COUNT", 1000);
-      if (keys.length) deleted += await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== "0");
-    redis.disconnect();
+    const deleted = await clearRedisPrefix(env);
     assert.ok(deleted > 0);
     await load;
     await assertExact(clients, conversationIds);

@@ -13,7 +13,7 @@ import {
 import { eventToProto, openRecord, outboxForRead } from "../actor/index.js";
 import type { Principal } from "../auth/index.js";
 import { AppError, conversationNotFound, invalidArgument } from "../errors/index.js";
-import { advanceReadMarker, findConversationForMember, listMessages } from "../storage/index.js";
+import { advanceReadMarker, isMember, listMessages } from "../storage/index.js";
 import type { ApiDeps } from "./api-deps.js";
 import { uuidOrNotFound } from "./conversation-api.js";
 import * as v from "./validate.js";
@@ -35,7 +35,7 @@ export function createMessageApi(deps: ApiDeps) {
       const afterSeq = v.seq("after_seq", req.afterSeq);
       if (beforeSeq > 0n && afterSeq > 0n) throw invalidArgument("before_seq", "give before_seq or after_seq, not both");
       const limit = v.limit("limit", req.limit, 50, 200);
-      if ((await findConversationForMember(deps.db, conversationId, p.userId)) === null) throw conversationNotFound();
+      if (!(await isMember(deps.db, conversationId, p.userId))) throw conversationNotFound();
       const page = await listMessages(deps.db, conversationId, { beforeSeq, afterSeq, limit });
       return create(ListMessagesResponseSchema, {
         messages: page.messages.map((m) => eventToProto(openRecord(m, deps.codec))),

@@ -1,4 +1,5 @@
-import { createClient, type Client } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../../internal/gen/chat/v1/auth_pb.js";
 import { ConversationService } from "../../internal/gen/chat/v1/conversation_pb.js";
@@ -15,9 +16,7 @@ export type ApiClients = {
  * HTTP/2 sessions), "grpc" uses gRPC over h2c. `token` is sent as a bearer token.
  */
 export function apiClients(baseUrl: string, token?: string, protocol: "connect" | "grpc" = "connect"): ApiClients {
-  const interceptors = token
-    ? [(next: any) => async (req: any) => { req.header.set("authorization", `Bearer ${token}`); return next(req); }]
-    : [];
+  const interceptors = token ? [bearer(token)] : [];
   const transport = protocol === "connect"
     ? createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: false, interceptors })
     : createGrpcTransport({ baseUrl, interceptors });
@@ -27,6 +26,24 @@ export function apiClients(baseUrl: string, token?: string, protocol: "connect" 
     messages: createClient(MessageService, transport),
   };
 }
+
+/**
+ * A typed client for any one service of a chat process (chat-node, presence, ...): Connect with
+ * connect-node's default binary format over HTTP/1.1, `token` sent as a bearer token.
+ */
+export function serviceClient<T extends DescService>(service: T, baseUrl: string, token: string): Client<T> {
+  return createClient(service, createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
+}
+
+function bearer(token: string): Interceptor {
+  return (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+/** A user made by registerUser. */
+export type TestUser = Awaited<ReturnType<typeof registerUser>>;
 
 let counter = 0;
 /** Registers a fresh user and returns its id, name, token and clients. */

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { loadConfig, type Config } from "../../internal/config/index.js";
 import { createDatabase, migrate, type Database } from "../../internal/storage/index.js";
@@ -69,4 +70,20 @@ export async function eventually<T>(check: () => Promise<T> | T, options: { time
     if (Date.now() > deadline) throw lastError;
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 50));
   }
+}
+
+/** Deletes every Redis key under the test's prefix (SCAN + DEL); returns how many were deleted. */
+export async function clearRedisPrefix(env: TestEnv): Promise<number> {
+  const redis = new Redis(env.config.redisUrl);
+  let cursor = "0", deleted = 0;
+  try {
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${env.redisPrefix}:*`, "COUNT", 1000);
+      if (keys.length) deleted += await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
 }

@@ -1,9 +1,9 @@
-export { createTestEnv, eventually } from "./env.js";
+export { clearRedisPrefix, createTestEnv, eventually } from "./env.js";
 export type { TestEnv } from "./env.js";
-export { apiClients, registerUser } from "./clients.js";
-export type { ApiClients } from "./clients.js";
-export { freePort, serviceEnv, startService } from "./processes.js";
-export type { ServiceProcess } from "./processes.js";
+export { apiClients, registerUser, serviceClient } from "./clients.js";
+export type { ApiClients, TestUser } from "./clients.js";
+export { freePort, portOpen, serviceEnv, startChatService, startService } from "./processes.js";
+export type { ServiceProcess, StartServiceOptions } from "./processes.js";
 export { checkInvariants } from "./invariants.js";
 export type { AckedSend } from "./invariants.js";
 export { runSendLoad, percentile } from "./send-load.js";

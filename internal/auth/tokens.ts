@@ -14,8 +14,14 @@ export type TokenService = {
   verify(token: string): Promise<Principal>;
 };
 
+/** Verified tokens remembered at most (a client sends the same token on every call). */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export function createTokenService(options: { secret: string; ttlSeconds: number }): TokenService {
   const key = new TextEncoder().encode(options.secret);
+  // token -> principal for tokens that passed full verification; an entry is used only until the
+  // token's exp, and only for the identical string, so it can never admit a token jose would refuse.
+  const verified = new Map<string, Principal>();
   return {
     async issue(user) {
       const expiresAtMs = (Math.floor(Date.now() / 1000) + options.ttlSeconds) * 1000;
@@ -29,17 +35,24 @@ export function createTokenService(options: { secret: string; ttlSeconds: number
       return { token, expiresAtMs };
     },
     async verify(token) {
+      const cached = verified.get(token);
+      if (cached && cached.expiresAtMs > Date.now()) return cached;
+      if (cached) verified.delete(token);
       try {
         const { payload } = await jwtVerify(token, key, {
           algorithms: [ALGORITHM],
           issuer: ISSUER,
           requiredClaims: ["exp", "sub"],
           clockTolerance: CLOCK_TOLERANCE_S,
+          currentDate: new Date(Date.now()),
         });
         if (typeof payload.username !== "string" || typeof payload.exp !== "number") {
           throw new AppError("unauthenticated", "invalid token");
         }
-        return { userId: payload.sub!, username: payload.username, expiresAtMs: payload.exp * 1000 };
+        const principal = { userId: payload.sub!, username: payload.username, expiresAtMs: payload.exp * 1000 };
+        if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+        verified.set(token, principal);
+        return principal;
       } catch (error) {
         if (error instanceof AppError) throw error;
         const expired = error instanceof errors.JWTExpired;

@@ -1,6 +1,7 @@
 import { Queue } from "bullmq";
 import type { CommittedEvent, EventSink } from "../actor/index.js";
 import { createRedis, type Redis, type RedisKeys } from "../redis/index.js";
+import { Coalescer } from "../batching/index.js";
 import type { Logger } from "../telemetry/index.js";
 
 /** Data of one inbox job: a committed conversation event (the worker rereads the truth from PostgreSQL). */
@@ -67,6 +68,25 @@ export function createInboxQueue(redisUrl: string, keys: RedisKeys, policy: JobP
  * What is lost then is the offline notification of those messages.
  */
 export function createInboxSink(queue: Queue<InboxJobData>, logger: Logger, timeoutMs = 2_000): EventSink {
+  type Job = { name: string; data: InboxJobData; opts: { jobId: string } };
+  // Jobs of many actors' batches that queue up while an addBulk is in flight go in the next one.
+  const bulk = new Coalescer<Job[], void>(
+    async (batches) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          queue.addBulk(batches.flat()),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`enqueue timed out after ${timeoutMs} ms`)), timeoutMs);
+          }),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+      return batches.map(() => undefined);
+    },
+    { parallel: 2, maxWeight: 2_000, weight: (jobs) => jobs.length },
+  );
   return {
     async publish(conversationId: string, events: CommittedEvent[]) {
       if (events.length === 0) return;
@@ -75,18 +95,10 @@ export function createInboxSink(queue: Queue<InboxJobData>, logger: Logger, time
         data: { conversationId, seq: e.seq.toString(), kind: e.kind, senderId: e.senderId },
         opts: { jobId: inboxJobId(conversationId, e.seq) },
       }));
-      let timer: NodeJS.Timeout | undefined;
       try {
-        await Promise.race([
-          queue.addBulk(jobs),
-          new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`enqueue timed out after ${timeoutMs} ms`)), timeoutMs);
-          }),
-        ]);
+        await bulk.submit(jobs);
       } catch (error) {
         logger.warn({ err: error, conversationId, fromSeq: jobs[0]!.data.seq, count: jobs.length }, "inbox enqueue failed; counts stay exact (derived from seqs)");
-      } finally {
-        clearTimeout(timer);
       }
     },
   };

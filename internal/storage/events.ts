@@ -43,31 +43,37 @@ function columns(events: NewEvent[]) {
   ];
 }
 
+/** `INSERT INTO messages` of any number of rows; with `where`, only rows whose column `c` passes it. */
+function insertMessagesSql(events: NewEvent[], where = sql.fragment``) {
+  const [c, seq, id, sender, kind, body, ct, iv, tag, kv, subjects, key, epoch, at] = columns(events);
+  return sql.fragment`
+    INSERT INTO messages (conversation_id, seq, id, sender_id, kind, body, ciphertext, iv, tag, key_version,
+      subject_user_ids, idempotency_key, epoch, created_at)
+    SELECT t.c::uuid, t.seq::int8, t.id::uuid, t.sender::uuid, t.kind::int2, t.body,
+      decode(t.ct, 'hex'), decode(t.iv, 'hex'), decode(t.tag, 'hex'), t.kv::int4,
+      string_to_array(t.subjects, ',')::uuid[], t.key, t.epoch::int8, to_timestamp(t.at::float8 / 1000)
+    FROM unnest(${c}, ${seq}, ${id}, ${sender}, ${kind}, ${body}, ${ct}, ${iv}, ${tag}, ${kv}, ${subjects}, ${key}, ${epoch}, ${at})
+      AS t(c, seq, id, sender, kind, body, ct, iv, tag, kv, subjects, key, epoch, at) ${where}`;
+}
+
+/** `INSERT INTO outbox`; each entry tagged with the conversation `c` it belongs to, for `where`. */
+function insertOutboxSql(entries: { c: string; entry: OutboxEntry }[], where = sql.fragment``) {
+  const col = (f: (e: { c: string; entry: OutboxEntry }) => string) => sql.array(entries.map(f), "text");
+  return sql.fragment`
+    INSERT INTO outbox (topic, key, event_id, payload)
+    SELECT t.topic, t.key, t.event_id, t.payload::jsonb
+    FROM unnest(${col((e) => e.c)}, ${col((e) => e.entry.topic)}, ${col((e) => e.entry.key)},
+      ${col((e) => e.entry.eventId)}, ${col((e) => JSON.stringify(e.entry.payload))}) AS t(c, topic, key, event_id, payload) ${where}`;
+}
+
 /** Inserts events and outbox rows (one statement each, any number of rows) in the caller's transaction. */
 export async function insertEvents(
   tx: DatabaseTransactionConnection,
   events: NewEvent[],
   outbox: OutboxEntry[],
 ): Promise<void> {
-  if (events.length > 0) {
-    const [c, seq, id, sender, kind, body, ct, iv, tag, kv, subjects, key, epoch, at] = columns(events);
-    await tx.query(sql.unsafe`
-      INSERT INTO messages (conversation_id, seq, id, sender_id, kind, body, ciphertext, iv, tag, key_version,
-        subject_user_ids, idempotency_key, epoch, created_at)
-      SELECT t.c::uuid, t.seq::int8, t.id::uuid, t.sender::uuid, t.kind::int2, t.body,
-        decode(t.ct, 'hex'), decode(t.iv, 'hex'), decode(t.tag, 'hex'), t.kv::int4,
-        string_to_array(t.subjects, ',')::uuid[], t.key, t.epoch::int8, to_timestamp(t.at::float8 / 1000)
-      FROM unnest(${c}, ${seq}, ${id}, ${sender}, ${kind}, ${body}, ${ct}, ${iv}, ${tag}, ${kv}, ${subjects}, ${key}, ${epoch}, ${at})
-        AS t(c, seq, id, sender, kind, body, ct, iv, tag, kv, subjects, key, epoch, at)`);
-  }
-  if (outbox.length > 0) {
-    await tx.query(sql.unsafe`
-      INSERT INTO outbox (topic, key, event_id, payload)
-      SELECT t.topic, t.key, t.event_id, t.payload::jsonb FROM ${sql.unnest(
-        outbox.map((o) => [o.topic, o.key, o.eventId, JSON.stringify(o.payload)]),
-        ["text", "text", "text", "text"],
-      )} AS t(topic, key, event_id, payload)`);
-  }
+  if (events.length > 0) await tx.query(sql.unsafe`${insertMessagesSql(events)}`);
+  if (outbox.length > 0) await tx.query(sql.unsafe`${insertOutboxSql(outbox.map((entry) => ({ c: "", entry })))}`);
 }
 
 export type MembershipChange =
@@ -94,15 +100,34 @@ export type Commit = {
  */
 export async function commitBatches(db: Database, commits: Commit[]): Promise<Set<string>> {
   if (commits.length === 0) return new Set();
+  const text = (f: (c: Commit) => string) => sql.array(commits.map(f), "text");
+  const fence = sql.fragment`
+    UPDATE conversations c SET last_seq = v.to_seq::int8, last_activity_at = now()
+    FROM unnest(${text((c) => c.conversationId)}, ${text((c) => c.epoch.toString())},
+      ${text((c) => c.fromSeq.toString())}, ${text((c) => (c.fromSeq + BigInt(c.events.length)).toString())})
+      AS v(id, epoch, from_seq, to_seq)
+    WHERE c.id = v.id::uuid AND c.epoch = v.epoch::int8 AND c.last_seq = v.from_seq::int8
+    RETURNING c.id`;
+  const refused = (passed: readonly string[]) => {
+    const ok = new Set(passed);
+    return new Set(commits.filter((c) => !ok.has(c.conversationId)).map((c) => c.conversationId));
+  };
+  const events = commits.flatMap((c) => c.events);
+  const outbox = commits.flatMap((c) => c.outbox.map((entry) => ({ c: c.conversationId, entry })));
+  const idRow = z.object({ id: z.string() });
+
+  if (commits.every((c) => c.changes.length === 0)) {
+    // The common case in one statement (one round trip): the fence, then only the passed batches'
+    // rows. Data-modifying CTEs run in one snapshot and commit or fail together.
+    const onlyPassed = sql.fragment`WHERE t.c::uuid IN (SELECT id FROM passed)`;
+    return refused(await db.anyFirst(sql.type(idRow)`
+      WITH passed AS (${fence}),
+        m AS (${insertMessagesSql(events, onlyPassed)}),
+        o AS (${insertOutboxSql(outbox, onlyPassed)})
+      SELECT id FROM passed`));
+  }
   return db.transaction(async (tx) => {
-    const text = (f: (c: Commit) => string) => sql.array(commits.map(f), "text");
-    const passed = new Set(await tx.anyFirst(sql.type(z.object({ id: z.string() }))`
-      UPDATE conversations c SET last_seq = v.to_seq::int8, last_activity_at = now()
-      FROM unnest(${text((c) => c.conversationId)}, ${text((c) => c.epoch.toString())},
-        ${text((c) => c.fromSeq.toString())}, ${text((c) => (c.fromSeq + BigInt(c.events.length)).toString())})
-        AS v(id, epoch, from_seq, to_seq)
-      WHERE c.id = v.id::uuid AND c.epoch = v.epoch::int8 AND c.last_seq = v.from_seq::int8
-      RETURNING c.id`));
+    const passed = new Set(await tx.anyFirst(sql.type(idRow)`${fence}`));
     const ok = commits.filter((c) => passed.has(c.conversationId));
     for (const commit of ok) {
       for (const change of commit.changes) {
@@ -120,7 +145,7 @@ export async function commitBatches(db: Database, commits: Commit[]): Promise<Se
       }
     }
     await insertEvents(tx, ok.flatMap((c) => c.events), ok.flatMap((c) => c.outbox));
-    return new Set(commits.filter((c) => !passed.has(c.conversationId)).map((c) => c.conversationId));
+    return refused([...passed]);
   });
 }
 

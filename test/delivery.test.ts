@@ -14,17 +14,7 @@ import { WebSocket } from "ws";
 import { z } from "zod";
 import { EventService } from "../internal/gen/chat/v1/event_service_pb.js";
 import { ConversationKind } from "../internal/gen/chat/v1/common_pb.js";
-import {
-  apiClients,
-  clearRedisPrefix,
-  createTestEnv,
-  eventually,
-  registerUser,
-  startChatService,
-  type ServiceProcess,
-  type TestEnv,
-  type TestUser,
-} from "./support/index.js";
+import { apiClients, clearRedisPrefix, createTestEnv, eventually, registerUser, startChatService, type ServiceProcess, type TestEnv, type TestUser } from "./support/index.js";
 
 let env: TestEnv;
 const procs: ServiceProcess[] = [];

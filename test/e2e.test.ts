@@ -5,14 +5,13 @@
  * Screenshots of the main screens go to test-results/screenshots/ (git-ignored).
  */
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
-import * as net from "node:net";
 import { resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
-import { apiClients, createTestEnv, eventually, type TestEnv } from "./support/index.js";
+import { apiClients, createTestEnv, eventually, freePort, serviceEnv, startService, type ServiceProcess, type TestEnv } from "./support/index.js";
 
 const root = resolve(import.meta.dirname, "..");
 const shots = resolve(root, "test-results/screenshots");
@@ -22,32 +21,14 @@ const needsGateway = hasGateway ? false : "cmd/gateway/main.ts does not exist ye
 const UI_TIMEOUT_MS = 15_000;
 const PASSWORD = "correct horse battery";
 
-type Child = { name: string; proc: ChildProcess; log: string[] };
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise((r) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => { socket.destroy(); r(true); });
-    socket.once("error", () => r(false));
-  });
-}
-
 describe("web app end to end", { timeout: 170_000 }, () => {
   let env: TestEnv;
   let browser: Browser;
-  const children = new Map<string, Child>();
+  const children = new Map<string, ServiceProcess>();
   const contexts: BrowserContext[] = [];
   const ports = { api: 0, grpc: 0, gateway: 0, presence: 0, web: 0 };
   let base = "";
-  let childEnv: NodeJS.ProcessEnv = {};
+  let childEnv: Record<string, string> = {};
   const suffix = randomBytes(3).toString("hex");
   const users = { alice: `alice_${suffix}`, bob: `bob_${suffix}`, carol: `carol_${suffix}` };
   const pages: Record<"alice" | "bob" | "carol", Page> = {} as never;
@@ -55,30 +36,14 @@ describe("web app end to end", { timeout: 170_000 }, () => {
   let groupId = "";
   const timings: Record<string, number> = {};
 
-  const start = async (name: string, script: string, port: number) => {
-    const proc = spawn(process.execPath, ["--import", "tsx", script], { cwd: root, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
-    const child: Child = { name, proc, log: [] };
-    const keep = (chunk: Buffer) => {
-      child.log.push(chunk.toString());
-      if (child.log.length > 200) child.log.shift();
-    };
-    proc.stdout!.on("data", keep);
-    proc.stderr!.on("data", keep);
-    children.set(name, child);
-    await eventually(async () => {
-      if (proc.exitCode !== null) throw new Error(`${name} exited with ${proc.exitCode}:\n${child.log.join("")}`);
-      return portOpen(port);
-    }, { timeoutMs: 20_000, intervalMs: 100 });
+  /** Starts cmd/<name>/main.ts; it counts as up once its port accepts connections. */
+  const start = async (name: string, port: number) => {
+    children.set(name, await startService(name, { name: `e2e-${name}`, port, env: childEnv, ready: "tcp", readyTimeoutMs: 20_000 }));
   };
 
-  const stop = async (name: string, signal: NodeJS.Signals = "SIGTERM") => {
-    const child = children.get(name);
-    if (!child || child.proc.exitCode !== null || child.proc.signalCode !== null) return;
-    const exited = new Promise<void>((r) => child.proc.once("exit", () => r()));
-    child.proc.kill(signal);
-    const timer = setTimeout(() => child.proc.kill("SIGKILL"), 8_000);
-    await exited;
-    clearTimeout(timer);
+  /** SIGTERM, then SIGKILL after 8 s. */
+  const stop = async (name: string) => {
+    await children.get(name)?.stop(8_000);
     children.delete(name);
   };
 
@@ -116,12 +81,7 @@ describe("web app end to end", { timeout: 170_000 }, () => {
     env = await createTestEnv();
     for (const key of Object.keys(ports) as (keyof typeof ports)[]) ports[key] = await freePort();
     base = `http://127.0.0.1:${ports.web}`;
-    childEnv = {
-      ...process.env,
-      NODE_ENV: "test",
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
-      DATABASE_URL: env.databaseUrl,
-      CHAT_REDIS_PREFIX: env.redisPrefix,
+    childEnv = serviceEnv(env, {
       CHAT_NODE_PORT: String(ports.api),
       CHAT_NODE_GRPC_PORT: String(ports.grpc),
       CHAT_GATEWAY_PORT: String(ports.gateway),
@@ -132,14 +92,14 @@ describe("web app end to end", { timeout: 170_000 }, () => {
       CHAT_WEB_GATEWAY_URL: `http://127.0.0.1:${ports.gateway}`,
       CHAT_WEB_PRESENCE_URL: `http://127.0.0.1:${ports.presence}`,
       CHAT_CORS_ORIGINS: `${base},http://localhost:${ports.web}`,
-    };
+    });
     const build = spawnSync(process.execPath, [resolve(root, "node_modules/vite/bin/vite.js"), "build", "web", "--logLevel", "warn"], { cwd: root, encoding: "utf8" });
     assert.equal(build.status, 0, `vite build web failed:\n${build.stdout}\n${build.stderr}`);
     await Promise.all([
-      start("chat-node", "cmd/chat-node/main.ts", ports.api),
-      hasGateway ? start("gateway", "cmd/gateway/main.ts", ports.gateway) : null,
-      hasPresence ? start("presence", "cmd/presence/main.ts", ports.presence) : null,
-      start("web", "cmd/web/main.ts", ports.web),
+      start("chat-node", ports.api),
+      hasGateway ? start("gateway", ports.gateway) : null,
+      hasPresence ? start("presence", ports.presence) : null,
+      start("web", ports.web),
     ]);
     browser = await chromium.launch({
       executablePath: "/usr/bin/chromium",
@@ -281,7 +241,7 @@ describe("web app end to end", { timeout: 170_000 }, () => {
     await alice.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor();
     const during = ["while down 1", "while down 2", "while down 3"];
     for (const [i, body] of during.entries()) await bobApi.messages.sendMessage({ conversationId: directId, body, idempotencyKey: `e2e-down-${i}` });
-    await start("gateway", "cmd/gateway/main.ts", ports.gateway);
+    await start("gateway", ports.gateway);
     await alice.getByRole("status").filter({ hasText: "Reconnecting" }).waitFor({ state: "detached" });
     await eventually(async () => (await bobApi.messages.listMessages({ conversationId: directId, limit: 1 })).messages.length > 0);
     await send(bob, "after restart");

@@ -4,8 +4,7 @@
  * membership (non-members refused, removed members cut at once) and drain (4100).
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import * as net from "node:net";
+import type * as net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
 import { SignJWT } from "jose";
@@ -13,44 +12,21 @@ import { sql } from "slonik";
 import { WebSocket } from "ws";
 import { z } from "zod";
 import { ConversationKind } from "../internal/gen/chat/v1/common_pb.js";
-import { createTestEnv, eventually, registerUser, type TestEnv } from "./support/index.js";
+import { clearRedisPrefix, createTestEnv, eventually, registerUser, startChatService, type ServiceProcess, type TestEnv, type TestUser } from "./support/index.js";
 
 let env: TestEnv;
-const procs: ChildProcess[] = [];
+const procs: ServiceProcess[] = [];
 let nodeUrl = "";
 let gwUrl = "";
 const sockets: WebSocket[] = [];
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function spawnProcess(kind: "chat-node" | "gateway", extra: Record<string, string> = {}) {
-  const port = await freePort();
-  const proc = spawn(process.execPath, ["--import", "tsx", `cmd/${kind}/main.ts`], {
-    env: {
-      ...process.env,
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
-      DATABASE_URL: env.databaseUrl,
-      CHAT_REDIS_PREFIX: env.redisPrefix,
-      CHAT_NODE_PORT: kind === "chat-node" ? String(port) : "0",
-      CHAT_NODE_GRPC_PORT: String(await freePort()),
-      CHAT_GATEWAY_PORT: kind === "gateway" ? String(port) : "0",
-      CHAT_DB_POOL_SIZE: "5",
-      CHAT_MAX_MESSAGE_BYTES: "60000",
-      CHAT_CORS_ORIGINS: "http://allowed.test",
-      ...extra,
-    },
-    stdio: ["ignore", "inherit", "inherit"],
+async function spawnProcess(kind: "chat-node" | "gateway", extra: Record<string, string> = {}): Promise<ServiceProcess> {
+  const service = await startChatService(env, kind, {
+    name: `gateway-test-${kind}-${procs.length + 1}`,
+    extra: { CHAT_DB_POOL_SIZE: "5", CHAT_MAX_MESSAGE_BYTES: "60000", CHAT_CORS_ORIGINS: "http://allowed.test", ...extra },
   });
-  procs.push(proc);
-  const url = `http://127.0.0.1:${port}`;
-  await eventually(async () => (await fetch(`${url}/health`)).ok, { timeoutMs: 30_000, intervalMs: 100 });
-  return { proc, url };
+  procs.push(service);
+  return service;
 }
 
 /** Opens a socket; collects frames; resolves on open or rejects with the HTTP status. */
@@ -76,9 +52,9 @@ async function metric(name: string): Promise<number> {
   return text.split("\n").filter((l) => l.startsWith(name)).reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
 }
 
-let alice: Awaited<ReturnType<typeof registerUser>>;
-let bob: Awaited<ReturnType<typeof registerUser>>;
-let carol: Awaited<ReturnType<typeof registerUser>>;
+let alice: TestUser;
+let bob: TestUser;
+let carol: TestUser;
 let group = "";
 
 before(async () => {
@@ -93,11 +69,8 @@ before(async () => {
 
 after(async () => {
   for (const s of sockets) s.terminate();
-  for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
-  const redis = new Redis(env.config.redisUrl);
-  const keys = await redis.keys(`${env.redisPrefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
+  for (const p of procs) p.signal("SIGKILL");
+  await clearRedisPrefix(env);
   await env?.close();
 });
 
@@ -200,8 +173,8 @@ describe("gateway", { timeout: 110_000 }, () => {
     const extra = await spawnProcess("gateway", { CHAT_GATEWAY_API_URL: nodeUrl });
     const cs = Array.from({ length: 20 }, () => open(carol.token, { url: extra.url }));
     await Promise.all(cs.map((c) => c.opened));
-    extra.proc.kill("SIGTERM");
+    extra.signal("SIGTERM");
     await eventually(() => cs.every((c) => c.closeCode() === 4100), { timeoutMs: 10_000 });
-    await eventually(() => extra.proc.exitCode === 0, { timeoutMs: 10_000 });
+    await eventually(() => extra.child.exitCode === 0, { timeoutMs: 10_000 });
   });
 });

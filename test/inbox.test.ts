@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Queue } from "bullmq";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { InboxService } from "../internal/gen/chat/v1/inbox_pb.js";
 import { sql } from "slonik";
 import { z } from "zod";
@@ -15,14 +11,12 @@ import { inboxJobId, type DeadLetter, type InboxJobData, type Notification } fro
 import { createPresenceTracker } from "../internal/presence/index.js";
 import { createRedis, redisKeys, type Redis } from "../internal/redis/index.js";
 import { createLogger } from "../internal/telemetry/index.js";
-import { createTestEnv, eventually, registerUser, type TestEnv } from "./support/index.js";
+import { createTestEnv, eventually, freePort, registerUser, serviceClient, serviceEnv, startService, type ServiceProcess, type TestEnv, type TestUser } from "./support/index.js";
 
 const USERS = 6;
 const CONVERSATIONS = 20;
 const MESSAGES = 1000;
 const SEND_CONCURRENCY = 8;
-
-type User = Awaited<ReturnType<typeof registerUser>>;
 
 let env: TestEnv;
 let node: ChatNode;
@@ -32,29 +26,21 @@ let queue: Queue<InboxJobData>;
 let queueRedis: Redis;
 let webhook: Server;
 let webhookUrl: string;
-const workers = new Set<ChildProcess>();
+const workers = new Set<ServiceProcess>();
 const received: Notification[] = [];
 const attemptsById = new Map<string, number>();
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+let workerCount = 0;
 
 /** A real inbox-worker process (`node --import tsx cmd/inbox-worker/main.ts`). */
-async function spawnWorker(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "cmd/inbox-worker/main.ts"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: env.databaseUrl,
-      CHAT_REDIS_PREFIX: env.redisPrefix,
-      CHAT_INBOX_METRICS_PORT: String(await freePort()),
+async function spawnWorker(): Promise<ServiceProcess> {
+  const port = await freePort();
+  const worker = await startService("inbox-worker", {
+    name: `inbox-worker-${++workerCount}`,
+    port,
+    ready: "none",
+    env: serviceEnv(env, {
+      CHAT_INBOX_METRICS_PORT: String(port),
       CHAT_INBOX_LOCK_MS: "2000",
       CHAT_INBOX_BACKOFF_MS: "50",
       CHAT_INBOX_ATTEMPTS: "6",
@@ -62,21 +48,11 @@ async function spawnWorker(): Promise<ChildProcess> {
       CHAT_INBOX_CONCURRENCY: "8",
       CHAT_NOTIFY_WEBHOOK_URL: webhookUrl,
       CHAT_NOTIFY_TIMEOUT_MS: "2000",
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
-    },
-    stdio: ["ignore", "inherit", "inherit"],
+    }),
   });
-  workers.add(child);
-  child.once("exit", () => workers.delete(child));
-  return child;
-}
-
-function kill9(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
+  workers.add(worker);
+  void worker.exited.then(() => workers.delete(worker));
+  return worker;
 }
 
 before(async () => {
@@ -109,7 +85,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([...workers].map(kill9));
+  await Promise.all([...workers].map((w) => w.kill()));
   await queue?.close();
   queueRedis?.disconnect();
   redis?.disconnect();
@@ -120,13 +96,13 @@ after(async () => {
 
 describe("inbox", () => {
   test("unread and mention counts are exact after 1,000 messages with mark-read, a kill -9'd worker and every job twice", { timeout: 180_000 }, async () => {
-    const users: User[] = [];
+    const users: TestUser[] = [];
     for (let i = 0; i < USERS; i++) users.push(await registerUser(baseUrl, `inb${i}`));
     // users[0] is online (a live device): they get no notifications.
     const tracker = createPresenceTracker({ redis, keys: redisKeys(env.redisPrefix), ttlMs: 600_000, graceMs: 1000 });
     await tracker.heartbeat(users[0]!.id, "desk");
 
-    const conversations: { id: string; members: User[] }[] = [];
+    const conversations: { id: string; members: TestUser[] }[] = [];
     for (let c = 0; c < CONVERSATIONS; c++) {
       const members = [users[c % USERS]!, users[(c + 1) % USERS]!, users[(c + 3) % USERS]!];
       const res = await members[0]!.api.conversations.createConversation({
@@ -163,7 +139,7 @@ describe("inbox", () => {
         if (i >= MESSAGES) return;
         if (i === 300 && !killed) {
           killed = true;
-          await kill9(worker);
+          await worker.kill();
         }
         if (i === 500 && !restarted) {
           restarted = true;
@@ -205,10 +181,7 @@ describe("inbox", () => {
 
     // 2. ListInbox (RPC) and GET /api/inbox agree with the truth.
     for (const user of users) {
-      const inbox = createClient(InboxService, createConnectTransport({
-        baseUrl, httpVersion: "1.1",
-        interceptors: [(next) => async (req) => { req.header.set("authorization", `Bearer ${user.token}`); return next(req); }],
-      }));
+      const inbox = serviceClient(InboxService, baseUrl, user.token);
       const res = await inbox.listInbox({ limit: 200 });
       const mine = markers.filter((m) => m.user_id === user.id);
       assert.equal(res.entries.length, mine.length);

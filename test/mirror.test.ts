@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { Kafka, logLevel, type Consumer } from "kafkajs";
 import { sql } from "slonik";
@@ -10,7 +8,7 @@ import { topics } from "../internal/actor/index.js";
 import { startChatNode, type ChatNode } from "../internal/app/index.js";
 import { ConversationKind } from "../internal/gen/chat/v1/common_pb.js";
 import { createLogger } from "../internal/telemetry/index.js";
-import { createTestEnv, eventually, registerUser, type TestEnv } from "./support/index.js";
+import { createTestEnv, eventually, freePort, registerUser, serviceEnv, startService, type ServiceProcess, type TestEnv } from "./support/index.js";
 
 const BROKERS = process.env.KAFKA_BROKERS || "127.0.0.1:19092";
 const CONVERSATIONS = 12;
@@ -21,29 +19,20 @@ let node: ChatNode;
 let baseUrl: string;
 let consumer: Consumer | undefined;
 const topicPrefix = `t${randomBytes(4).toString("hex")}.`;
-const mirrors = new Set<ChildProcess>();
+const mirrors = new Set<ServiceProcess>();
 /** Set on the first failure and in after(): load loops stop, so no mirror is spawned once we clean up. */
 let aborted = false;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+let mirrorCount = 0;
 
-/** A real kafka-mirror process; returns it with its metrics URL. */
-async function spawnMirror(brokers = BROKERS): Promise<{ child: ChildProcess; url: string }> {
+/** A real kafka-mirror process (its `url` serves /metrics and /health). */
+async function spawnMirror(brokers = BROKERS): Promise<ServiceProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "cmd/kafka-mirror/main.ts"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: env.databaseUrl,
-      CHAT_REDIS_PREFIX: env.redisPrefix,
+  const mirror = await startService("kafka-mirror", {
+    name: `mirror-${++mirrorCount}`,
+    port,
+    ready: "none",
+    env: serviceEnv(env, {
       KAFKA_BROKERS: brokers,
       CHAT_KAFKA_TOPIC_PREFIX: topicPrefix,
       CHAT_KAFKA_PARTITIONS: "4",
@@ -51,21 +40,11 @@ async function spawnMirror(brokers = BROKERS): Promise<{ child: ChildProcess; ur
       CHAT_MIRROR_BATCH: "40",
       CHAT_MIRROR_SHARDS: "4",
       CHAT_MIRROR_POLL_MS: "20",
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "error",
-    },
-    stdio: ["ignore", "inherit", "inherit"],
+    }),
   });
-  mirrors.add(child);
-  child.once("exit", () => mirrors.delete(child));
-  return { child, url: `http://127.0.0.1:${port}` };
-}
-
-function kill9(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
+  mirrors.add(mirror);
+  void mirror.exited.then(() => mirrors.delete(mirror));
+  return mirror;
 }
 
 const unsentCount = async () => Number(await env.db.oneFirst(sql.type(z.object({ n: z.bigint() }))`SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL`));
@@ -78,7 +57,7 @@ before(async () => {
 
 after(async () => {
   aborted = true;
-  await Promise.all([...mirrors].map(kill9));
+  await Promise.all([...mirrors].map((m) => m.kill()));
   await consumer?.disconnect().catch(() => {});
   if (env) {
     const kafka = new Kafka({ clientId: "mirror-test-cleanup", brokers: BROKERS.split(","), logLevel: logLevel.NOTHING });
@@ -92,15 +71,15 @@ after(async () => {
 
 describe("kafka mirror", () => {
   test("off when KAFKA_BROKERS is empty: idles (does not exit) and says so on /health", async () => {
-    const { child, url } = await spawnMirror("");
+    const mirror = await spawnMirror("");
     const health = await eventually(async () => {
-      const res = await fetch(`${url}/health`);
+      const res = await fetch(`${mirror.url}/health`);
       return res.ok ? ((await res.json()) as { status: string }) : null;
     }, { timeoutMs: 20_000, intervalMs: 200 });
     assert.equal(health!.status, "disabled");
     await new Promise((r) => setTimeout(r, 500));
-    assert.equal(child.exitCode, null);
-    await kill9(child);
+    assert.equal(mirror.child.exitCode, null);
+    await mirror.kill();
   });
 
   test("every outbox event reaches Kafka, keyed by conversation in seq order, across a kill -9 and two mirrors at once", { timeout: 150_000 }, async () => {
@@ -111,7 +90,7 @@ describe("kafka mirror", () => {
       conversations.push(res.conversation!.id);
     }
     let first = await spawnMirror();
-    let second: { child: ChildProcess; url: string } | undefined;
+    let second: ServiceProcess | undefined;
     let next = 0;
     await Promise.all(Array.from({ length: 8 }, async () => {
       for (;;) {
@@ -121,7 +100,7 @@ describe("kafka mirror", () => {
           // Mid-stream, once it is relaying: rows claimed or produced but not yet marked come again.
           await eventually(async () => Number(await env.db.oneFirst(sql.type(z.object({ n: z.bigint() }))`
             SELECT count(*) AS n FROM outbox WHERE sent_at IS NOT NULL`)) > 0, { timeoutMs: 30_000, intervalMs: 20 });
-          await kill9(first.child);
+          await first.kill();
         }
         if (i === 400) first = await spawnMirror();
         if (i === 450) second = await spawnMirror(); // two mirrors at once from here on

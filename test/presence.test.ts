@@ -1,9 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { sql } from "slonik";
 import { z } from "zod";
 import { startChatNode, type ChatNode } from "../internal/app/index.js";
@@ -13,32 +9,21 @@ import { PresenceService } from "../internal/gen/chat/v1/presence_pb.js";
 import { createPresenceTracker, subscribePresence, type PresenceChange } from "../internal/presence/index.js";
 import { createRedis, redisKeys, type Redis } from "../internal/redis/index.js";
 import { createLogger } from "../internal/telemetry/index.js";
-import { createTestEnv, eventually, registerUser, type TestEnv } from "./support/index.js";
+import { createTestEnv, eventually, freePort, registerUser, serviceClient, serviceEnv, startService, type ServiceProcess, type TestEnv, type TestUser } from "./support/index.js";
 
 const TTL_MS = 1500;
 const GRACE_MS = 1200;
 
 let env: TestEnv;
 let node: ChatNode;
-let child: ChildProcess | undefined;
+let presence: ServiceProcess | undefined;
 let presenceUrl: string;
 let redis: Redis;
 let unsubscribe: (() => Promise<void>) | undefined;
 const changes: PresenceChange[] = [];
-let alice: Awaited<ReturnType<typeof registerUser>>;
-let bob: Awaited<ReturnType<typeof registerUser>>;
-let carol: Awaited<ReturnType<typeof registerUser>>;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+let alice: TestUser;
+let bob: TestUser;
+let carol: TestUser;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -61,27 +46,25 @@ before(async () => {
   [alice, bob, carol] = [await registerUser(baseUrl, "alice"), await registerUser(baseUrl, "bob"), await registerUser(baseUrl, "carol")];
   await alice.api.conversations.createConversation({ kind: ConversationKind.GROUP, title: "ab", memberIds: [bob.id] });
   const port = await freePort();
-  presenceUrl = `http://127.0.0.1:${port}`;
-  child = spawn(process.execPath, ["--import", "tsx", "cmd/presence/main.ts"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: env.databaseUrl,
-      CHAT_REDIS_PREFIX: env.redisPrefix,
+  presence = await startService("presence", {
+    name: "presence",
+    port,
+    readyPath: "/health",
+    readyTimeoutMs: 20_000,
+    env: serviceEnv(env, {
       CHAT_PRESENCE_PORT: String(port),
       CHAT_PRESENCE_TTL_MS: String(TTL_MS),
       CHAT_PRESENCE_GRACE_MS: String(GRACE_MS),
       CHAT_PRESENCE_SWEEP_MS: "50",
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "warn",
-    },
-    stdio: ["ignore", "inherit", "inherit"],
+    }),
   });
-  await eventually(async () => (await fetch(`${presenceUrl}/health`)).ok, { timeoutMs: 20_000, intervalMs: 200 });
+  presenceUrl = presence.url;
   redis = createRedis(env.config.redisUrl);
   unsubscribe = await subscribePresence(redis, redisKeys(env.redisPrefix), (c) => changes.push(c));
 });
 
 after(async () => {
-  child?.kill("SIGKILL");
+  presence?.signal("SIGKILL");
   await unsubscribe?.();
   redis?.disconnect();
   await node?.close();
@@ -172,11 +155,7 @@ describe("presence", () => {
     const tooMany = await call("POST", "/status/batch", alice.token, { userIds: Array.from({ length: 501 }, () => alice.id) });
     assert.equal(tooMany.status, 400);
 
-    const transport = createConnectTransport({
-      baseUrl: presenceUrl, httpVersion: "1.1",
-      interceptors: [(next) => async (req) => { req.header.set("authorization", `Bearer ${alice.token}`); return next(req); }],
-    });
-    const client = createClient(PresenceService, transport);
+    const client = serviceClient(PresenceService, presenceUrl, alice.token);
     const beat = await client.heartbeat({ deviceId: "rpc" });
     assert.equal(beat.presence!.status, PresenceStatus.ONLINE);
     assert.equal(beat.ttlMs, BigInt(TTL_MS));

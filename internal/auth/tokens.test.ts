@@ -12,7 +12,9 @@ test("issued tokens verify (also from the cache); tampered and foreign ones neve
   assert.deepEqual(second, first);
   assert.equal(first.username, "alice");
   const [h, p, s] = token.split(".");
-  const flipped = `${h}.${p}.${s!.slice(0, -2)}${s!.endsWith("A") ? "B" : "A"}${s!.slice(-1)}`;
+  const c = s!.at(-2)!;
+  const flipped = `${h}.${p}.${s!.slice(0, -2)}${c === "A" ? "B" : "A"}${s!.slice(-1)}`;
+  assert.notEqual(flipped, token);
   await assert.rejects(tokens.verify(flipped), (e: any) => e.code === "unauthenticated");
   const other = createTokenService({ secret: `${secret}-other`, ttlSeconds: 60 });
   await assert.rejects(other.verify(token), (e: any) => e.code === "unauthenticated", "a cache is per secret");

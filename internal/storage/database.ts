@@ -43,9 +43,17 @@ const translateErrors: Interceptor = {
 
 export type Database = DatabasePool;
 
-/** A bounded pool with statement and connection timeouts; rows checked against their zod types. */
+/** The pool methods that hold a connection while they run. */
+const HOLDING = new Set(["any", "anyFirst", "exists", "many", "manyFirst", "maybeOne", "maybeOneFirst", "one", "oneFirst", "query", "transaction", "connect"]);
+
+/**
+ * A bounded pool with statement and connection timeouts; rows checked against their zod types.
+ * Waiting for a free connection is bounded too (slonik's pool queues without limit): at most
+ * `poolSize` calls hold a connection; a call that cannot get one within `connectionTimeoutMs`
+ * fails with UNAVAILABLE instead of queueing behind a stuck database.
+ */
 export async function createDatabase(options: DatabaseOptions): Promise<Database> {
-  return createPool(options.url, {
+  const pool = await createPool(options.url, {
     interceptors: [zodRows, translateErrors],
     maximumPoolSize: options.poolSize,
     statementTimeout: options.statementTimeoutMs,
@@ -57,6 +65,52 @@ export async function createDatabase(options: DatabaseOptions): Promise<Database
     transactionRetryLimit: 0,
     queryRetryLimit: 0,
   });
+  const slots = createSlots(options.poolSize, options.connectionTimeoutMs);
+  return new Proxy(pool, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof property !== "string" || !HOLDING.has(property) || typeof value !== "function") return value;
+      return async (...args: unknown[]) => {
+        const release = await slots.acquire();
+        try {
+          return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        } finally {
+          release();
+        }
+      };
+    },
+  });
+}
+
+/** A counting semaphore whose waiters give up after `waitMs` with UNAVAILABLE. */
+function createSlots(size: number, waitMs: number) {
+  let free = size;
+  const waiters: (() => void)[] = [];
+  const release = () => {
+    const next = waiters.shift();
+    if (next) next();
+    else free++;
+  };
+  return {
+    acquire(): Promise<() => void> {
+      if (free > 0) {
+        free--;
+        return Promise.resolve(release);
+      }
+      return new Promise((resolve, reject) => {
+        const grant = () => {
+          clearTimeout(timer);
+          resolve(release);
+        };
+        const timer = setTimeout(() => {
+          const i = waiters.indexOf(grant);
+          if (i >= 0) waiters.splice(i, 1);
+          reject(new AppError("unavailable", "database busy: no connection free in time", { details: { retryAfterMs: 1_000 } }));
+        }, waitMs);
+        waiters.push(grant);
+      });
+    },
+  };
 }
 
 /** True when a trivial query answers (readiness probes). */

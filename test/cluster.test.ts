@@ -177,3 +177,21 @@ test("add a 4th node mid-load, then SIGTERM one: no failed call beyond bounded r
   const forwarded = await fetch(`http://127.0.0.1:${nodes.get("n4")!.port}/metrics`).then((r) => r.text());
   assert.match(forwarded, /chat_forwarded_calls_total\{target="remote"\} [1-9]/);
 });
+
+test("chatctl cluster status shows every member with its lease, ring share and live actors", async () => {
+  const { execFile } = await import("node:child_process");
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ["--import", "tsx", "cmd/chatctl/main.ts", "cluster", "status"], {
+      cwd: new URL("..", import.meta.url).pathname,
+      env: { PATH: process.env.PATH ?? "", REDIS_URL: env.config.redisUrl, CHAT_REDIS_PREFIX: env.redisPrefix, DATABASE_URL: env.databaseUrl },
+    }, (err, stdout) => (err ? reject(err) : resolve(stdout))));
+  const rows = out.split("\n").filter((l) => /^n\d\t/.test(l));
+  assert.deepEqual(rows.map((r) => r.split("\t")[0]).sort(), [...nodes.keys()].sort());
+  for (const row of rows) {
+    const [, leaseLeft, share, liveActors] = row.split("\t");
+    assert.ok(Number(leaseLeft) > 0 && Number(leaseLeft) <= LEASE_TTL_MS, row);
+    assert.ok(Math.abs(parseFloat(share!) - 100 / rows.length) < 5, row);
+    assert.ok(Number(liveActors) >= 0, row);
+  }
+  assert.ok(rows.some((r) => Number(r.split("\t")[3]) > 0), "some node hosts live actors after the load");
+});

@@ -98,7 +98,11 @@ function fromTellResult(result: TellResult): ActorResult {
  * Transport failures (refused, reset, deadline) fail every command of the batch as `unavailable`.
  */
 export class ActorClients {
-  private readonly peers = new Map<string, { client: grpc.Client; batches: Coalescer<TellRequest, ActorResult | AppError> }>();
+  private readonly peers = new Map<string, {
+    client: grpc.Client;
+    batches: Coalescer<TellRequest, ActorResult | AppError>;
+    inFlight: Set<grpc.ClientUnaryCall>;
+  }>();
 
   constructor(private readonly fromNodeId: string, private readonly deadlineMs: number) {}
 
@@ -120,12 +124,16 @@ export class ActorClients {
       "grpc.max_reconnect_backoff_ms": 1_000,
     });
     const def = actorServiceDefinition.tellBatch;
+    const inFlight = new Set<grpc.ClientUnaryCall>();
     const batches = new Coalescer<TellRequest, ActorResult | AppError>(
       (requests) => new Promise((resolve) => {
         const batch = create(TellBatchRequestSchema, { requests, fromNodeId: this.fromNodeId });
-        client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, batch, new grpc.Metadata(),
+        let done = false;
+        const call: grpc.ClientUnaryCall = client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, batch, new grpc.Metadata(),
           { deadline: Date.now() + this.deadlineMs },
           (err, res) => {
+            done = true;
+            if (call) inFlight.delete(call);
             if (err || !res || res.results.length !== requests.length) {
               const failure = new AppError("unavailable", "owner node unreachable", { cause: err });
               return resolve(requests.map(() => failure));
@@ -138,18 +146,24 @@ export class ActorClients {
               }
             }));
           });
+        if (!done) inFlight.add(call);
       }),
       { parallel: 4, maxWeight: MAX_FORWARD_BATCH, weight: () => 1 },
     );
-    peer = { client, batches };
+    peer = { client, batches, inFlight };
     this.peers.set(address, peer);
     return peer;
   }
 
-  /** Drops channels to addresses no longer in the member list. */
+  /**
+   * Drops channels to addresses no longer in the member list, cancelling calls still waiting on
+   * them (a paused peer would otherwise hold them until their deadline): their callers retry on
+   * the new owner at once.
+   */
   retain(addresses: Set<string>): void {
     for (const [address, peer] of this.peers) {
       if (!addresses.has(address)) {
+        for (const call of peer.inFlight) call.cancel();
         peer.client.close();
         this.peers.delete(address);
       }

@@ -5,7 +5,7 @@ import { Kafka, logLevel, type Consumer } from "kafkajs";
 import { sql } from "slonik";
 import { z } from "zod";
 import { topics } from "../internal/actor/index.js";
-import { startChatNode, type ChatNode } from "../internal/app/index.js";
+import { startChatNode, startPresence, type ChatNode } from "../internal/app/index.js";
 import { ConversationKind } from "../internal/gen/chat/v1/common_pb.js";
 import { createLogger } from "../internal/telemetry/index.js";
 import { createTestEnv, eventually, freePort, registerUser, serviceEnv, startService, type ServiceProcess, type TestEnv } from "./support/index.js";
@@ -112,6 +112,18 @@ describe("kafka mirror", () => {
       }
     }).map((p) => p.catch((error: unknown) => { aborted = true; throw error; })));
     assert.ok(second);
+    // A presence change (a heartbeat through the presence service) adds the fourth topic.
+    const presence = await startPresence(env.config, createLogger("presence", "silent"));
+    try {
+      const beat = await fetch(`http://127.0.0.1:${presence.port}/heartbeat`, {
+        method: "POST", headers: { authorization: `Bearer ${users[2]!.token}`, "content-type": "application/json" }, body: "{}",
+      });
+      assert.equal(beat.status, 200);
+      await eventually(async () => Number(await env.db.oneFirst(sql.type(z.object({ n: z.bigint() }))`
+        SELECT count(*) AS n FROM outbox WHERE topic = ${topics.presenceChanged} AND key = ${users[2]!.id}`)) > 0, { timeoutMs: 15_000 });
+    } finally {
+      await presence.close();
+    }
     await eventually(async () => (await unsentCount()) === 0, { timeoutMs: 60_000, intervalMs: 200 });
 
     // Lag shows in /metrics and drains to 0.
@@ -170,6 +182,7 @@ describe("kafka mirror", () => {
       const lastSeq = await env.db.oneFirst(sql.type(z.object({ last_seq: z.bigint() }))`SELECT last_seq FROM conversations WHERE id = ${conversationId}`);
       assert.equal(expected - 1n, lastSeq);
     }
+    assert.deepEqual(new Set(seen.map((s) => s.topic)), new Set(Object.values(topics)), "all four topics carry events");
     const duplicates = seen.length - new Set(seen.map((s) => `${s.topic}|${s.eventId}`)).size;
     console.log(`# mirror: ${rows.length} outbox rows, ${seen.length} Kafka messages (${duplicates} duplicates after the kill -9)`);
   });

@@ -59,7 +59,7 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-export type ServiceKind = "chat-node" | "gateway" | "presence";
+export type ServiceKind = "chat-node" | "gateway" | "presence" | "inbox-worker" | "kafka-mirror";
 
 export type Service = {
   name: string;
@@ -79,6 +79,8 @@ export type Cluster = {
   nodes: Service[];
   gateways: Service[];
   presence: Service | null;
+  /** The inbox worker and the Kafka mirror, when `workers` was asked for. */
+  workers: Service[];
   services(): Service[];
   stop(): Promise<void>;
 };
@@ -89,6 +91,8 @@ export type ClusterSpec = {
   chatNodes?: number;
   gateways?: number;
   presence?: boolean;
+  /** Also run an inbox worker and a Kafka mirror (the mirror needs KAFKA_BROKERS in `env`). */
+  workers?: boolean;
   /** Extra environment for every process (e.g. CHAT_ACTOR_COMMIT_PARALLEL). */
   env?: Record<string, string>;
   /** Keep the database and Redis keys after stop (for inspection). Default: env KEEP_DB=1. */
@@ -223,6 +227,13 @@ export async function startCluster(spec: ClusterSpec): Promise<Cluster> {
       const port = await freePort();
       presence = launch("presence", "presence", port, { CHAT_PRESENCE_PORT: String(port) });
     }
+    const workers: Service[] = [];
+    if (spec.workers) {
+      const inboxPort = await freePort();
+      workers.push(launch("inbox-worker", "inbox-worker", inboxPort, { CHAT_INBOX_METRICS_PORT: String(inboxPort) }));
+      const mirrorPort = await freePort();
+      workers.push(launch("kafka-mirror", "kafka-mirror", mirrorPort, { CHAT_MIRROR_METRICS_PORT: String(mirrorPort) }));
+    }
     const gateways: Service[] = [];
     for (let i = 0; i < (spec.gateways ?? 1); i++) {
       const port = await freePort();
@@ -234,7 +245,7 @@ export async function startCluster(spec: ClusterSpec): Promise<Cluster> {
     await Promise.all(services.map((s) => waitReady(s, 60_000)));
     if (nodes.length > 1) await sleep(1_500); // let every node see the full ring
     return {
-      run, databaseUrl, redisPrefix, jwtSecret, nodes, gateways, presence,
+      run, databaseUrl, redisPrefix, jwtSecret, nodes, gateways, presence, workers,
       services: () => [...services],
       stop: async () => { removeHook(); await stop(); },
     };

@@ -24,6 +24,7 @@ files=(
   test/load-smoke.test.ts
   test/gateway-presence.test.ts
   test/security.test.ts
+  test/slow-clients.test.ts
   test/e2e.test.ts
 )
 log=$(mktemp)

@@ -59,7 +59,7 @@ export async function serveApi(o: ApiServerOptions): Promise<Listening & { stopR
       if (applyCors(req, res, o.config.corsOrigins)) return;
       connectHandler(req, res);
     },
-    { host: o.config.bindHost, port: o.port },
+    { host: o.config.bindHost, port: o.port, headersTimeoutMs: o.config.httpHeadersTimeoutMs },
   );
   return { ...server, close: server.close, stopReady: () => { ready = false; } };
 }

@@ -119,6 +119,8 @@ const schema = z.object({
   CHAT_MAX_MESSAGE_BYTES: int(1, 1 << 20).default(4096),
   /** CHAT_MAX_REQUEST_BYTES: largest HTTP/RPC request body. */
   CHAT_MAX_REQUEST_BYTES: int(1024, 16 << 20).default(64 * 1024),
+  /** CHAT_HTTP_HEADERS_TIMEOUT_MS: a client must send its first bytes and its complete request headers within this (slow-header clients are cut off). */
+  CHAT_HTTP_HEADERS_TIMEOUT_MS: int(200, 120_000).default(10_000),
   /** CHAT_ACTOR_MAILBOX_LIMIT: queued commands per conversation before RESOURCE_EXHAUSTED. */
   CHAT_ACTOR_MAILBOX_LIMIT: int(1, 100_000).default(2000),
   /** CHAT_ACTOR_MAX_BATCH: commands committed in one transaction at most. */
@@ -225,6 +227,7 @@ export type Config = {
   corsOrigins: string[];
   maxMessageBytes: number;
   maxRequestBytes: number;
+  httpHeadersTimeoutMs: number;
   actorMailboxLimit: number;
   actorMaxBatch: number;
   actorCommitParallel: number;
@@ -338,6 +341,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = withDotEnv(process.env)): Co
     corsOrigins: r.CHAT_CORS_ORIGINS,
     maxMessageBytes: r.CHAT_MAX_MESSAGE_BYTES,
     maxRequestBytes: r.CHAT_MAX_REQUEST_BYTES,
+    httpHeadersTimeoutMs: r.CHAT_HTTP_HEADERS_TIMEOUT_MS,
     actorMailboxLimit: r.CHAT_ACTOR_MAILBOX_LIMIT,
     actorMaxBatch: r.CHAT_ACTOR_MAX_BATCH,
     actorCommitParallel: r.CHAT_ACTOR_COMMIT_PARALLEL,

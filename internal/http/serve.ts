@@ -18,8 +18,9 @@ export type Listening = {
  */
 export async function serveHttp(
   handler: (req: Request, res: Response) => void,
-  options: { host: string; port: number },
+  options: { host: string; port: number; headersTimeoutMs?: number },
 ): Promise<Listening> {
+  const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
   let inFlight = 0;
   let draining = false;
   const counted = (req: Request, res: Response) => {
@@ -28,7 +29,16 @@ export async function serveHttp(
     if (draining) res.setHeader("connection", "close");
     handler(req, res);
   };
-  const h1 = http.createServer({ headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 }, counted);
+  const h1 = http.createServer({
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: Math.max(60_000, headersTimeoutMs),
+    keepAliveTimeout: 5_000,
+    // How often node checks those timeouts (default 30 s, which would let a slow-header client stay far longer).
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeoutMs / 2))),
+  }, counted);
+  // h1 never listens itself (sockets are handed to it); node starts the timer that enforces
+  // headersTimeout/requestTimeout on "listening", so announce it (the timer is unref'd).
+  h1.emit("listening");
   const h2 = http2.createServer({ maxSessionMemory: 32 }, counted);
   const sessions = new Set<http2.Http2Session>();
   h2.on("session", (session) => {
@@ -40,7 +50,7 @@ export async function serveHttp(
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    socket.setTimeout(10_000, () => socket.destroy());
+    socket.setTimeout(headersTimeoutMs, () => socket.destroy());
     socket.once("readable", () => {
       socket.setTimeout(0);
       const head: Buffer | null = socket.read(PREFACE.length) ?? socket.read();

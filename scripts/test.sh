@@ -19,6 +19,7 @@ files=(
   test/inbox.test.ts
   test/mirror.test.ts
   test/cluster.test.ts
+  test/redis-loss.test.ts
   test/delivery.test.ts
   test/gateway.test.ts
   test/load-smoke.test.ts

@@ -16,7 +16,7 @@ import { describe, runWsScenario, wsScenario } from "./ws-load.js";
 
 const argv = process.argv.slice(2);
 const short = argv.includes("--short") || process.env.SHORT === "1";
-const only = argv.find((a) => a.startsWith("--only="))?.slice(7).split(",") ?? ["grpc", "a", "b", "d", "c"];
+const only = argv.find((a) => a.startsWith("--only="))?.slice(7).split(",") ?? ["grpc", "a", "b", "d", "storm", "c"];
 
 type Row = { scenario: string; target: string; wanted: string; measured: string; result: string; report: string };
 const rows: Row[] = [];

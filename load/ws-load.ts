@@ -53,6 +53,8 @@ export type WsScenario = {
   phases: { rate: number; seconds: number; warmup?: boolean }[];
   /** Ramp: stop after the first phase whose p99 or throughput misses. */
   ramp?: { p99Ms: number };
+  /** Reconnect storm: kill -9 gateway-1 this long into the measured phase; its clients resume on gateway-2. */
+  storm?: { killAfterSeconds: number };
   targets: (r: WsResult) => Target[];
 };
 
@@ -71,6 +73,8 @@ export type WsResult = {
   connectFailures: number;
   connectSeconds: number;
   openAtEnd: number;
+  /** Reconnect storm: clients of the killed gateway, how many resumed, seconds until all had. */
+  storm: { clients: number; reconnected: number; seconds: number | null } | null;
   conversations: number;
   conversationSize: number;
   nodes: number;
@@ -190,6 +194,22 @@ export function wsScenario(name: string, short: boolean, o: Map<string, string> 
         ],
       };
     }
+    case "storm": {
+      const rate = num("rate", 200);
+      const clients = num("clients", short ? 2000 : 10_000);
+      return {
+        name: "storm", title: `reconnect storm: kill -9 one of 2 gateways under ${rate} msg/s, ${Math.ceil(clients / 2)} of ${clients} clients resume on the other`,
+        ...base(short ? 2000 : 10_000), conversationSize: num("conversation-size", 5), gateways: 2, heartbeatMs: 0,
+        phases: [warmup(Math.max(1, Math.round(rate / 4)), num("warmup-seconds", 5)), { rate, seconds: num("seconds", short ? 20 : 40) }],
+        storm: { killAfterSeconds: num("kill-after-seconds", 5) },
+        targets: (r) => [
+          { name: "clients resumed on the other gateway", target: String(r.storm?.clients ?? "?"), measured: String(r.storm?.reconnected ?? 0), pass: r.storm !== null && r.storm.reconnected === r.storm.clients },
+          { name: "time until all resumed", target: "(reported)", measured: r.storm?.seconds === null || r.storm === null ? "not all" : `${r.storm.seconds} s`, pass: null },
+          { name: "lost / duplicated / out of order", target: "0 / 0 / 0", measured: `${r.deliveries.lost} / ${r.deliveries.duplicated} / ${r.deliveries.outOfOrder}`, pass: r.deliveries.lost + r.deliveries.duplicated + r.deliveries.outOfOrder === 0 },
+          { name: "send→deliver p99 (incl. the storm)", target: "(reported)", measured: `${r.latencyMs.p99} ms`, pass: null },
+        ],
+      };
+    }
     case "smoke":
       return {
         name: "smoke", title: "smoke: a few hundred clients for a few seconds",
@@ -200,7 +220,7 @@ export function wsScenario(name: string, short: boolean, o: Map<string, string> 
         ],
       };
     default:
-      throw new Error(`unknown scenario ${name} (a, b, c, d, smoke)`);
+      throw new Error(`unknown scenario ${name} (a, b, c, d, storm, smoke)`);
   }
 }
 
@@ -210,7 +230,7 @@ export function wsScenario(name: string, short: boolean, o: Map<string, string> 
 type Worker = { child: ChildProcess; pid: number; final: Promise<Extract<FromWorker, { type: "final" }>> };
 
 type Bucket = { counters: Counters; latency: Histogram; ackLatency: Histogram; heartbeatLatency: Histogram };
-const emptyCounters = (): Counters => ({ sent: 0, acked: 0, sendErrors: 0, delivered: 0, duplicated: 0, outOfOrder: 0, closes: 0, heartbeats: 0, heartbeatErrors: 0 });
+const emptyCounters = (): Counters => ({ sent: 0, acked: 0, sendErrors: 0, delivered: 0, duplicated: 0, outOfOrder: 0, closes: 0, heartbeats: 0, heartbeatErrors: 0, reconnected: 0 });
 const newBucket = (): Bucket => ({ counters: emptyCounters(), latency: newHistogram(), ackLatency: newHistogram(), heartbeatLatency: newHistogram() });
 const addCounters = (a: Counters, b: Counters) => { for (const k of Object.keys(a) as (keyof Counters)[]) a[k] += b[k]; };
 const decode = (s: string) => hdr.decodeFromCompressedBase64(s, 32, false);
@@ -250,7 +270,12 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
     users.forEach((u, i) => byWorker[i % s.workers]!.push({
       token: u.token, conversationId: conversationOf.get(i) ?? null,
       gatewayUrl: cluster!.gateways[i % s.gateways]!.url, deviceId: `d${i}`,
+      ...(s.storm ? { fallbackGatewayUrl: cluster!.gateways[(i + 1) % s.gateways]!.url } : {}),
     }));
+    // Storm bookkeeping: clients of the gateway that gets killed, and how long until all resumed.
+    const stormClients = s.storm ? users.filter((_, i) => i % s.gateways === 0 && conversationOf.has(i)).length : 0;
+    let killedAt = 0;
+    let stormSeconds: number | null = null;
     let bucket = newBucket();
     const total = newBucket();
     const opens = new Map<number, number>();
@@ -269,6 +294,7 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
               total[key].add(h);
             }
             opens.set(w, m.open);
+            if (killedAt > 0 && stormSeconds === null && total.counters.reconnected >= stormClients) stormSeconds = (Date.now() - killedAt) / 1000;
           } else if (m.type === "progress") connecting.set(w, m.connected);
           else if (m.type === "connected") connectedMsgs.push(m);
           else if (m.type === "final") resolve(m);
@@ -323,7 +349,15 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
       const shares = workers.map((_, w) => (phase.rate * byWorker[w]!.length) / s.clients);
       workers.forEach((w, i) => w.child.send({ type: "start", ratePerSecond: shares[i]! } satisfies ToWorker));
       const phaseEnd = Date.now() + phase.seconds * 1000;
+      const killer = s.storm && !phase.warmup && killedAt === 0
+        ? setTimeout(() => {
+            killedAt = Date.now();
+            log(`\n[${s.name}] kill -9 ${cluster!.gateways[0]!.name}: ${stormClients} clients reconnect to ${cluster!.gateways[1]!.name}`);
+            cluster!.gateways[0]!.child.kill("SIGKILL");
+          }, s.storm.killAfterSeconds * 1000)
+        : undefined;
       while (Date.now() < phaseEnd && !interrupted.signal.aborted) await sleep(100);
+      clearTimeout(killer);
       if (phase.rate === 0) gatewayIdle = cluster.gateways.map((g) => sampler.latest().get(g.name)?.rssBytes ?? 0);
       if (phase.warmup) {
         workers.forEach((w) => w.child.send({ type: "stop" } satisfies ToWorker));
@@ -413,6 +447,7 @@ export async function runWsScenario(s: WsScenario, log: (m: string) => void = (m
       heartbeats: { sent: c.heartbeats, errors: c.heartbeatErrors, p99Ms: ms(total.heartbeatLatency, 99) },
       closes: c.closes, errorCodes: merge("errorCodes"), closeCodes: merge("closeCodes"),
       presenceSample, phases, bestRampRate, chatNode,
+      storm: s.storm ? { clients: stormClients, reconnected: c.reconnected, seconds: stormSeconds } : null,
       gatewayRssMiB: gwSeries.length === 0 ? null : (() => {
         const idle = gatewayIdle.length ? gatewayIdle : gwSeries.map((x) => x.samples.at(-1)?.rssBytes ?? 0);
         const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);

@@ -21,7 +21,8 @@ import hdr from "hdr-histogram-js";
 import { WebSocket } from "ws";
 import { PresenceService } from "../internal/gen/chat/v1/presence_pb.js";
 
-export type Assignment = { token: string; conversationId: string | null; gatewayUrl: string; deviceId: string };
+/** `fallbackGatewayUrl`: when the socket drops, reconnect there and resume with the last seq held. */
+export type Assignment = { token: string; conversationId: string | null; gatewayUrl: string; deviceId: string; fallbackGatewayUrl?: string };
 
 export type ToWorker =
   | { type: "init"; workerId: number; assignments: Assignment[]; connectConcurrency: number; presenceUrl: string | null; heartbeatMs: number }
@@ -33,6 +34,8 @@ export type ToWorker =
 export type Counters = {
   sent: number; acked: number; sendErrors: number; delivered: number; duplicated: number; outOfOrder: number;
   closes: number; heartbeats: number; heartbeatErrors: number;
+  /** Clients that reconnected to their fallback gateway and resumed. */
+  reconnected: number;
 };
 
 export type FromWorker =
@@ -56,6 +59,7 @@ type Client = {
   /** Next seq expected. */
   next: number;
   holes: Set<number> | null;
+  fallbackGatewayUrl: string | null;
   received: number;
 };
 
@@ -63,7 +67,7 @@ const send = (m: FromWorker) => process.send!(m);
 
 if (process.send) {
   const clients: Client[] = [];
-  const counters: Counters = { sent: 0, acked: 0, sendErrors: 0, delivered: 0, duplicated: 0, outOfOrder: 0, closes: 0, heartbeats: 0, heartbeatErrors: 0 };
+  const counters: Counters = { sent: 0, acked: 0, sendErrors: 0, delivered: 0, duplicated: 0, outOfOrder: 0, closes: 0, heartbeats: 0, heartbeatErrors: 0, reconnected: 0 };
   const latency = newHistogram();
   const ackLatency = newHistogram();
   const heartbeatLatency = newHistogram();
@@ -136,6 +140,7 @@ if (process.send) {
         if (!finishing) {
           counters.closes++;
           closeCodes[code] = (closeCodes[code] ?? 0) + 1;
+          if (c.fallbackGatewayUrl !== null && c.joined) void resume(c, c.fallbackGatewayUrl);
         }
       });
       if (c.conversationId === null) return resolve();
@@ -157,6 +162,48 @@ if (process.send) {
       ws.send(JSON.stringify({ type: "join", conversationId: c.conversationId, ref }));
     });
   });
+
+  /**
+   * Reconnects a dropped client to `gatewayUrl` after a random 0-1 s jitter (a storm, not a
+   * stampede) and joins with the last seq it holds: the gateway replays what was missed, and every
+   * frame, replayed or live, goes through the same order/duplicate accounting. Retries with backoff.
+   */
+  const resume = async (c: Client, gatewayUrl: string): Promise<void> => {
+    for (let attempt = 0; attempt < 20 && !finishing; attempt++) {
+      await new Promise((r) => setTimeout(r, Math.random() * 1000 * Math.min(4, attempt + 1)));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const ws = new WebSocket(`${gatewayUrl.replace(/^http/, "ws")}/ws`, ["chat.v1.json", `bearer.${c.token}`], { perMessageDeflate: false, handshakeTimeout: 30_000 });
+          ws.once("error", reject);
+          ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
+          ws.once("open", () => {
+            ws.on("error", () => {});
+            c.ws = ws;
+            c.open = true;
+            c.fallbackGatewayUrl = null; // one hop: the fallback is the last gateway standing
+            ws.once("close", (code) => {
+              c.open = false;
+              if (!finishing) {
+                counters.closes++;
+                closeCodes[code] = (closeCodes[code] ?? 0) + 1;
+              }
+            });
+            ws.on("message", (d) => {
+              const text = String(d);
+              if (text.startsWith('{"type":"joined"')) return resolve();
+              if (text.startsWith('{"type":"error"') && text.includes('"ref":"rejoin"')) return reject(new Error(text));
+              onFrame(c, text);
+            });
+            ws.send(JSON.stringify({ type: "join", conversationId: c.conversationId, lastSeq: String(c.next - 1), ref: "rejoin" }));
+          });
+        });
+        counters.reconnected++;
+        return;
+      } catch {
+        // try again
+      }
+    }
+  };
 
   const tick = setInterval(() => {
     const snapshot = { ...counters };
@@ -203,7 +250,7 @@ if (process.send) {
         await Promise.all(Array.from({ length: m.connectConcurrency }, async () => {
           while (next < m.assignments.length) {
             const a = m.assignments[next++]!;
-            const c: Client = { ws: null as unknown as WebSocket, conversationId: a.conversationId, token: a.token, deviceId: a.deviceId, open: false, joined: false, joinedSeq: 0, next: 0, holes: null, received: 0 };
+            const c: Client = { ws: null as unknown as WebSocket, conversationId: a.conversationId, token: a.token, deviceId: a.deviceId, open: false, joined: false, joinedSeq: 0, next: 0, holes: null, received: 0, fallbackGatewayUrl: a.fallbackGatewayUrl ?? null };
             try {
               await connect(c, a.gatewayUrl);
               clients.push(c);

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
@@ -15,9 +15,6 @@ import { apiClients, createTestEnv, eventually, freePort, serviceEnv, startServi
 
 const root = resolve(import.meta.dirname, "..");
 const shots = resolve(root, "test-results/screenshots");
-const hasGateway = existsSync(resolve(root, "cmd/gateway/main.ts"));
-const hasPresence = existsSync(resolve(root, "cmd/presence/main.ts"));
-const needsGateway = hasGateway ? false : "cmd/gateway/main.ts does not exist yet";
 const UI_TIMEOUT_MS = 15_000;
 const PASSWORD = "correct horse battery";
 
@@ -97,8 +94,8 @@ describe("web app end to end", { timeout: 170_000 }, () => {
     assert.equal(build.status, 0, `vite build web failed:\n${build.stdout}\n${build.stderr}`);
     await Promise.all([
       start("chat-node", ports.api),
-      hasGateway ? start("gateway", ports.gateway) : null,
-      hasPresence ? start("presence", ports.presence) : null,
+      start("gateway", ports.gateway),
+      start("presence", ports.presence),
       start("web", ports.web),
     ]);
     browser = await chromium.launch({
@@ -130,6 +127,8 @@ describe("web app end to end", { timeout: 170_000 }, () => {
       method: "POST", headers: { "content-type": "application/json", origin: base }, body: "{}",
     });
     assert.equal(rpc.status, 401, "proxied to the chat-node, which wants a token");
+    assert.equal((await fetch(`${base}/ready`)).status, 200);
+    assert.match(await (await fetch(`${base}/metrics`)).text(), /process_resident_memory_bytes/);
   });
 
   test("two users register, start a direct chat and talk in real time; the unread badge appears and clears", async () => {
@@ -168,7 +167,7 @@ describe("web app end to end", { timeout: 170_000 }, () => {
     await send(alice, "Likewise!");
     await bob.locator('[data-testid="message"]', { hasText: "Likewise!" }).waitFor();
     await alice.getByTestId("seen").waitFor();
-    if (hasPresence) await conversationLink(alice, directId).locator(".presence-dot.online").waitFor();
+    await conversationLink(alice, directId).locator(".presence-dot.online").waitFor();
     await shot(alice, "04-direct-chat");
     assert.deepEqual(await bodies(bob), ["Hi Bob! 👋", "Hey Alice, good to see you here.", "Likewise!"]);
   });
@@ -192,18 +191,12 @@ describe("web app end to end", { timeout: 170_000 }, () => {
     await carol.locator('[data-testid="message"]', { hasText: "hike on Saturday" }).waitFor();
     await alice.getByTestId("seen").filter({ hasText: "Carol Jones" }).waitFor();
 
-    if (hasGateway) {
-      await carol.getByLabel("Message", { exact: true }).pressSequentially("I am", { delay: 30 });
-      await alice.getByTestId("typing").filter({ hasText: "Carol Jones is typing" }).waitFor();
-      await shot(alice, "05-group-typing-seen");
-      await send(carol, "I am in!");
-      await alice.locator('[data-testid="message"]', { hasText: "I am in!" }).waitFor();
-      await alice.getByTestId("typing").filter({ hasText: /^$/ }).waitFor();
-    } else {
-      await send(carol, "I am in!");
-      await alice.locator('[data-testid="message"]', { hasText: "I am in!" }).waitFor();
-      await shot(alice, "05-group-seen");
-    }
+    await carol.getByLabel("Message", { exact: true }).pressSequentially("I am", { delay: 30 });
+    await alice.getByTestId("typing").filter({ hasText: "Carol Jones is typing" }).waitFor();
+    await shot(alice, "05-group-typing-seen");
+    await send(carol, "I am in!");
+    await alice.locator('[data-testid="message"]', { hasText: "I am in!" }).waitFor();
+    await alice.getByTestId("typing").filter({ hasText: /^$/ }).waitFor();
 
     // Group settings: rename (the event reaches every member), then view the member list.
     await alice.getByRole("button", { name: "Group settings" }).click();
@@ -230,7 +223,7 @@ describe("web app end to end", { timeout: 170_000 }, () => {
     assert.equal((await bodies(bob)).filter((b) => b === "Sent while offline").length, 1);
   });
 
-  test("the gateway restarts mid-conversation and no message is lost or duplicated", { skip: needsGateway }, async () => {
+  test("the gateway restarts mid-conversation and no message is lost or duplicated", async () => {
     const alice = pages.alice;
     const bob = pages.bob;
     const bobApi = apiClients(`http://127.0.0.1:${ports.api}`, (await apiClients(`http://127.0.0.1:${ports.api}`).auth.login({ username: users.bob, password: PASSWORD })).token);

@@ -4,7 +4,7 @@ import type * as net from "node:net";
 import { extname, join, relative, sep } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { Config } from "../config/index.js";
-import type { Logger } from "../telemetry/index.js";
+import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
 
 export type WebServer = { port: number; close(): Promise<void> };
@@ -182,15 +182,23 @@ export async function startWebServer(config: Config, logger: Logger, options: We
     res.end(req.method === "HEAD" ? undefined : body);
   };
 
+  const metrics = createMetrics();
   const server = http.createServer({ headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
     const url = req.url ?? "/";
     const path = url.split("?")[0]!;
     if (path.startsWith("/chat.v1.") || path === "/api" || path.startsWith("/api/")) return proxy(req, res, api, url);
     if (path === "/presence" || path.startsWith("/presence/")) return proxy(req, res, presence, url.slice("/presence".length) || "/");
-    if (path === "/health") {
-      res.writeHead(200, { "content-type": "application/json" });
+    if (path === "/health" || path === "/ready") {
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
       res.end('{"status":"ok"}');
+      return;
+    }
+    if (path === "/metrics") {
+      void metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { "content-type": metrics.registry.contentType });
+        res.end(text);
+      });
       return;
     }
     let decoded: string;

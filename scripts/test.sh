@@ -7,6 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash deploy/infra/infra.sh up --kafka --browser
 echo "test: static checks"
 npx tsc -p .
+npx tsc -p web
 npx buf lint
 bash scripts/check-generated.sh
 node --import tsx scripts/check-imports.ts

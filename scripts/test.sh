@@ -21,6 +21,7 @@ files=(
   test/mirror.test.ts
   test/cluster.test.ts
   test/redis-loss.test.ts
+  test/passivation.test.ts
   test/delivery.test.ts
   test/gateway.test.ts
   test/load-smoke.test.ts

@@ -28,6 +28,7 @@ files=(
   test/gateway-presence.test.ts
   test/security.test.ts
   test/slow-clients.test.ts
+  test/log-hygiene.test.ts
   test/e2e.test.ts
 )
 log=$(mktemp)

@@ -79,16 +79,18 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
   });
   const actorService = await serveActorService((req) => router!.handleForwarded(req), config.bindHost, config.nodeGrpcPort);
   const advertiseHost = config.bindHost === "0.0.0.0" || config.bindHost === "::" ? "127.0.0.1" : config.bindHost;
+  // apiUrl is filled in once the public port is bound (it may be 0 = any free port).
+  const self = {
+    nodeId: config.nodeId,
+    grpcAddress: config.nodeGrpcAdvertise || `${advertiseHost}:${actorService.port}`,
+    apiUrl: "",
+    startedAtMs: Date.now(),
+  };
   const membership = new Membership({
     redis: clusterRedis,
     subscriber: clusterSubscriber,
     keys: redisKeys(config.redisPrefix),
-    self: {
-      nodeId: config.nodeId,
-      grpcAddress: config.nodeGrpcAdvertise || `${advertiseHost}:${actorService.port}`,
-      apiUrl: config.nodeApiAdvertise || `http://${advertiseHost}:${config.nodePort}`,
-      startedAtMs: Date.now(),
-    },
+    self,
     logger,
     leaseTtlMs: config.clusterLeaseTtlMs,
     heartbeatMs: config.clusterHeartbeatMs,
@@ -100,8 +102,8 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
     forwardDeadlineMs: config.clusterForwardDeadlineMs,
     routeTimeoutMs: config.clusterRouteTimeoutMs,
   });
-  await membership.start();
   const actors: ActorRouter = router;
+  let joined = false;
   const api = createApi({ db, tokens, actors, codec, notifier, logger, maxMessageBytes: config.maxMessageBytes });
   // --- rate limits (internal/ratelimit): shared GCRA budgets in Redis, checked before work is queued ---
   const limits = createRateLimits({ settings: config.rateLimit, redisUrl: config.redisUrl, keys: redisKeys(config.redisPrefix), logger });
@@ -113,8 +115,13 @@ export async function startChatNode(config: Config, logger: Logger, overrides: C
     contextValues: (req) => createContextValues().set(clientAddressKey, clientAddress(req, config.trustedProxies)),
     handleRest,
     health: { nodeId: config.nodeId },
-    ready: () => pingDatabase(db),
+    // Ready once this node has joined the ring and while PostgreSQL answers. A later Redis outage
+    // does not make it unready: reads keep working, sends answer UNAVAILABLE (ARCHITECTURE.md).
+    ready: async () => joined && (await pingDatabase(db)),
   });
+  self.apiUrl = config.nodeApiAdvertise || `http://${advertiseHost}:${server.port}`;
+  await membership.start();
+  joined = true;
   logger.info({ port: server.port, nodeId: config.nodeId }, "chat-node listening");
 
   return {

@@ -44,6 +44,22 @@ export async function runExitHooks(): Promise<void> {
   }
 }
 
+/**
+ * A load tool's entry point: runs `main` (its exit code), prints a failure, always runs the exit
+ * hooks (stopping every process the tool started), then exits with that code (1 on failure).
+ */
+export async function runCli(main: () => Promise<number>): Promise<never> {
+  let code = 1;
+  try {
+    code = await main();
+  } catch (error) {
+    console.error(error);
+  } finally {
+    await runExitHooks();
+  }
+  process.exit(code);
+}
+
 /** Aborted by the first Ctrl-C; scenarios stop sending and write a partial report. A second Ctrl-C exits at once. */
 export const interrupted = new AbortController();
 let signals = 0;

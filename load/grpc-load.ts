@@ -20,7 +20,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
-import { interrupted, onExit, REPORTS_DIR, ROOT, runExitHooks, startCluster, type Cluster } from "./cluster.js";
+import { interrupted, onExit, REPORTS_DIR, ROOT, runCli, startCluster, type Cluster } from "./cluster.js";
 import { startProcSampler, summarizeProcs } from "./proc-stats.js";
 import { latencyBars, procCharts, writeReport, type Chart, type Target } from "./report.js";
 import { apiClients, seedUsers } from "./seed.js";
@@ -209,17 +209,10 @@ export function grpcOptions(argv: string[], short: boolean): GrpcOptions {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
-  let code = 0;
-  try {
+  await runCli(async () => {
     const { results, report } = await runGrpcLoad(grpcOptions(argv, argv.includes("--short") || process.env.SHORT === "1"));
     console.table(results.map((r) => ({ concurrency: r.concurrency, "req/s": r.okRps, "p50 ms": r.latencyMs.p50, "p95 ms": r.latencyMs.p95, "p99 ms": r.latencyMs.p99, errors: r.errors })));
     console.log(`REPORT ${report.json}`);
-    code = interrupted.signal.aborted ? 130 : 0;
-  } catch (error) {
-    console.error(error);
-    code = 1;
-  } finally {
-    await runExitHooks();
-  }
-  process.exit(code);
+    return interrupted.signal.aborted ? 130 : 0;
+  });
 }

@@ -27,7 +27,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import hdr from "hdr-histogram-js";
 import { PresenceStatus } from "../internal/gen/chat/v1/events_pb.js";
 import { PresenceService } from "../internal/gen/chat/v1/presence_pb.js";
-import { interrupted, onExit, ROOT, runExitHooks, scrapeMetric, sleep, startCluster, type Cluster } from "./cluster.js";
+import { interrupted, onExit, ROOT, runCli, scrapeMetric, sleep, startCluster, type Cluster } from "./cluster.js";
 import { startProcSampler, summarizeProcs, type ProcSampler } from "./proc-stats.js";
 import { latencyBars, procCharts, writeReport, type Chart, type Target } from "./report.js";
 import { lastSeqs, seedConversations, seedUsers } from "./seed.js";
@@ -527,8 +527,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const o = options(process.argv.slice(2));
   const name = o.get("scenario") ?? process.env.SCENARIO ?? "a";
   const short = o.has("short") || process.env.SHORT === "1";
-  let code = 0;
-  try {
+  await runCli(async () => {
     const r = await runWsScenario(wsScenario(name, short, o));
     const { processes, ...rest } = r;
     console.log(JSON.stringify(rest, null, 2));
@@ -536,12 +535,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.table(processes);
     console.log(describe(r));
     console.log(`REPORT ${r.report?.json}`);
-    code = r.partial ? 130 : 0;
-  } catch (error) {
-    console.error(error);
-    code = 1;
-  } finally {
-    await runExitHooks();
-  }
-  process.exit(code);
+    return r.partial ? 130 : 0;
+  });
 }

@@ -6,12 +6,13 @@ import { ClusterRouter, Membership, serveActorService } from "../cluster/index.j
 import { connectRoutes, createApi, restRoutes, type ActorRouter, type Notifier } from "../api/index.js";
 import { createTokenService } from "../auth/index.js";
 import type { Config } from "../config/index.js";
-import { createDatabase, migrate, pingDatabase } from "../storage/index.js";
+import { pingDatabase } from "../storage/index.js";
 import { createDeliveryHub, createDeliveryNotifier, createDeliverySink, createEventService } from "../delivery/index.js";
 import { createRedis, redisKeys } from "../redis/index.js";
 import { createInboxQueue, createInboxSink } from "../inbox/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
+import { openDatabase } from "./open-database.js";
 import { serveApi } from "./serve-api.js";
 
 export type ChatNode = { port: number; close(): Promise<void> };
@@ -34,14 +35,7 @@ function fanOut(sinks: EventSink[], logger: Logger): EventSink {
 
 /** A chat-node: public API on one port, hosting the conversation actors it owns. */
 export async function startChatNode(config: Config, logger: Logger, overrides: ChatNodeOverrides = {}): Promise<ChatNode> {
-  const db = await createDatabase({
-    url: config.databaseUrl,
-    poolSize: config.dbPoolSize,
-    statementTimeoutMs: config.dbStatementTimeoutMs,
-    connectionTimeoutMs: config.dbConnectionTimeoutMs,
-  });
-  const applied = await migrate(db);
-  if (applied.length > 0) logger.info({ applied }, "migrations applied");
+  const db = await openDatabase(config, logger);
   const metrics = createMetrics();
   const tokens = createTokenService({ secret: config.jwtSecret, ttlSeconds: config.jwtTtlSeconds });
   // AES-256-GCM at rest when CHAT_ENCRYPTION_ENABLED; opens plaintext and sealed rows either way (internal/crypto).

@@ -9,9 +9,10 @@ import type { Config } from "../config/index.js";
 import { createDeliveryHub, ephemeralEvent } from "../delivery/index.js";
 import { createChatApiClient, createGatewayMetrics, startGatewayServer } from "../gateway/index.js";
 import { createRedis, redisKeys } from "../redis/index.js";
-import { createDatabase, pingDatabase } from "../storage/index.js";
+import { pingDatabase } from "../storage/index.js";
 import type { Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
+import { openDatabase } from "./open-database.js";
 
 export type Gateway = { port: number; hubId: string; close(): Promise<void> };
 
@@ -20,12 +21,7 @@ export type Gateway = { port: number; hubId: string; close(): Promise<void> };
  * server. Shutdown order: drain sockets in jittered batches (4100), then the hub, Redis, database.
  */
 export async function startGateway(config: Config, logger: Logger, overrides: { codec?: BodyCodec } = {}): Promise<Gateway> {
-  const db = await createDatabase({
-    url: config.databaseUrl,
-    poolSize: config.dbPoolSize,
-    statementTimeoutMs: config.dbStatementTimeoutMs,
-    connectionTimeoutMs: config.dbConnectionTimeoutMs,
-  });
+  const db = await openDatabase(config, logger);
   const keys = redisKeys(config.redisPrefix);
   const redis = createRedis(config.redisUrl);
   const metrics = createGatewayMetrics();

@@ -5,21 +5,16 @@ import { sendJson, serveHttp } from "../http/index.js";
 import { createPresenceTracker } from "../presence/index.js";
 import { createRedis, redisKeys } from "../redis/index.js";
 import { createKeyRotationWorker, messageCodecFromConfig } from "../crypto/index.js";
-import { createDatabase, migrate, pingDatabase } from "../storage/index.js";
+import { pingDatabase } from "../storage/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
+import { openDatabase } from "./open-database.js";
 
 export type InboxWorkerProcess = { port: number; close(): Promise<void> };
 
 /** The inbox-worker process: BullMQ workers (inbox rows, notifications, dead letters) + /metrics and /health. */
 export async function startInboxWorker(config: Config, logger: Logger): Promise<InboxWorkerProcess> {
-  const db = await createDatabase({
-    url: config.databaseUrl,
-    poolSize: Math.min(config.dbPoolSize, config.inboxConcurrency * 2 + 2),
-    statementTimeoutMs: config.dbStatementTimeoutMs,
-    connectionTimeoutMs: config.dbConnectionTimeoutMs,
-  });
-  await migrate(db);
+  const db = await openDatabase(config, logger, Math.min(config.dbPoolSize, config.inboxConcurrency * 2 + 2));
   const keys = redisKeys(config.redisPrefix);
   const redis = createRedis(config.redisUrl);
   const metrics = createMetrics();

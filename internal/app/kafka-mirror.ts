@@ -3,9 +3,9 @@ import { Counter, Gauge } from "prom-client";
 import type { Config } from "../config/index.js";
 import { sendJson, serveHttp } from "../http/index.js";
 import { createKafkaMirror, measureOutboxLag, pruneSentOutbox } from "../mirror/index.js";
-import { createDatabase, migrate } from "../storage/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
+import { openDatabase } from "./open-database.js";
 
 export type KafkaMirrorProcess = { port: number; close(): Promise<void> };
 
@@ -33,13 +33,7 @@ export async function startKafkaMirror(config: Config, logger: Logger): Promise<
     return { port: server.port, close: () => server.close() };
   }
 
-  const db = await createDatabase({
-    url: config.databaseUrl,
-    poolSize: Math.min(config.dbPoolSize, 4),
-    statementTimeoutMs: config.dbStatementTimeoutMs,
-    connectionTimeoutMs: config.dbConnectionTimeoutMs,
-  });
-  await migrate(db);
+  const db = await openDatabase(config, logger, Math.min(config.dbPoolSize, 4));
   const relayed = new Counter({ name: "chat_mirror_relayed_total", help: "Outbox rows produced to Kafka and acknowledged.", labelNames: ["topic"] as const, registers: [metrics.registry] });
   const errors = new Counter({ name: "chat_mirror_errors_total", help: "Failed relay passes (retried with backoff).", registers: [metrics.registry] });
   const unsent = new Gauge({ name: "chat_mirror_outbox_unsent_rows", help: "Outbox rows not yet relayed (lag).", registers: [metrics.registry] });

@@ -5,9 +5,10 @@ import type { Config } from "../config/index.js";
 import { createPresenceApi, createPresenceRelay, createPresenceTracker } from "../presence/index.js";
 import { createRateLimits } from "../ratelimit/index.js";
 import { createRedis, redisKeys } from "../redis/index.js";
-import { createDatabase, migrate, pingDatabase } from "../storage/index.js";
+import { pingDatabase } from "../storage/index.js";
 import { createMetrics, type Logger } from "../telemetry/index.js";
 import { closeAll } from "./run-process.js";
+import { openDatabase } from "./open-database.js";
 import { serveApi } from "./serve-api.js";
 
 export type PresenceServer = { port: number; close(): Promise<void> };
@@ -18,13 +19,7 @@ export type PresenceServer = { port: number; close(): Promise<void> };
  * for gateways, outbox rows for Kafka).
  */
 export async function startPresence(config: Config, logger: Logger): Promise<PresenceServer> {
-  const db = await createDatabase({
-    url: config.databaseUrl,
-    poolSize: Math.min(config.dbPoolSize, 5),
-    statementTimeoutMs: config.dbStatementTimeoutMs,
-    connectionTimeoutMs: config.dbConnectionTimeoutMs,
-  });
-  await migrate(db);
+  const db = await openDatabase(config, logger, Math.min(config.dbPoolSize, 5));
   const keys = redisKeys(config.redisPrefix);
   const redis = createRedis(config.redisUrl);
   const blocking = createRedis(config.redisUrl, { maxRetriesPerRequest: null });

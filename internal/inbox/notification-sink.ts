@@ -1,21 +1,16 @@
 import { UnrecoverableError } from "bullmq";
 import type { Logger } from "../telemetry/index.js";
+import type { NotificationJobData } from "./inbox-queue.js";
 
 /**
  * A notification for a member who was offline when a text message arrived. Bodies are never
  * included (they may be encrypted at rest); receivers fetch the message with the user's token.
+ * It is the notification job's data plus a stable id.
  */
-export type Notification = {
+export type Notification = NotificationJobData & {
   /** Stable per (conversation, seq, user): receivers dedupe on it (deliveries are at least once). */
   id: string;
   type: "message";
-  userId: string;
-  conversationId: string;
-  seq: string;
-  messageId: string;
-  senderId: string;
-  unreadCount: string;
-  mentionCount: string;
   createdAtMs: number;
 };
 

@@ -1,22 +1,14 @@
 import { isIP } from "node:net";
 import { createContextKey } from "@connectrpc/connect";
+import type { Config } from "../config/index.js";
 import { AppError } from "../errors/index.js";
 import type { RedisKeys } from "../redis/index.js";
 import type { Logger } from "../telemetry/index.js";
 import type { Budget, Decision } from "./gcra.js";
 import { createRedisRateLimiter, type RateLimiter } from "./rate-limiter.js";
 
-/** CHAT_RATELIMIT_* settings (Config["rateLimit"]). */
-export type RateLimitSettings = {
-  enabled: boolean;
-  send: { perSecond: number; burst: number };
-  auth: { perSecond: number; burst: number };
-  login: { perSecond: number; burst: number };
-  frames: { perSecond: number; burst: number };
-  heartbeats: { perSecond: number; burst: number };
-  redisTimeoutMs: number;
-  authFailClosed: boolean;
-};
+/** CHAT_RATELIMIT_* settings, as parsed by internal/config. */
+export type RateLimitSettings = Config["rateLimit"];
 
 /** Sets one response header (Connect: ctx.responseHeader.set; REST: res.setHeader). */
 export type SetHeader = (name: string, value: string) => void;

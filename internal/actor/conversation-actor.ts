@@ -44,7 +44,9 @@ type Envelope = { command: ActorCommand; resolve: (r: ActorResult) => void; reje
 export class ConversationActor {
   private readonly mailbox: Envelope[] = [];
   private state: ConversationState | null = null;
+  /** Set synchronously while the drain loop runs (one at a time); `draining` is that loop. */
   private running = false;
+  private draining: Promise<void> = Promise.resolve();
   private stopped = false;
   lastUsedMs = Date.now();
 
@@ -71,7 +73,7 @@ export class ConversationActor {
     this.lastUsedMs = Date.now();
     return new Promise((resolve, reject) => {
       this.mailbox.push({ command, resolve, reject });
-      if (!this.running) void this.drain();
+      if (!this.running) this.draining = this.drain();
     });
   }
 
@@ -84,7 +86,7 @@ export class ConversationActor {
       this.stopped = true;
       this.failQueued(new AppError("not_owner", reason));
     }
-    while (this.running) await new Promise((r) => setTimeout(r, 5));
+    await this.draining; // the batch in flight finishes
     this.onStop(this);
   }
 

@@ -1,26 +1,27 @@
-import { fromJson, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromJson, toJson, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { LoginRequestSchema, LoginResponseSchema, RegisterRequestSchema, RegisterResponseSchema } from "../gen/chat/v1/auth_pb.js";
 import {
   AddMembersRequestSchema,
   AddMembersResponseSchema,
   CreateConversationRequestSchema,
   CreateConversationResponseSchema,
+  GetConversationRequestSchema,
   GetConversationResponseSchema,
+  ListConversationsRequestSchema,
   ListConversationsResponseSchema,
+  RemoveMemberRequestSchema,
   RemoveMemberResponseSchema,
   UpdateConversationRequestSchema,
   UpdateConversationResponseSchema,
 } from "../gen/chat/v1/conversation_pb.js";
 import {
+  ListMessagesRequestSchema,
   ListMessagesResponseSchema,
   MarkReadRequestSchema,
   MarkReadResponseSchema,
   SendMessageRequestSchema,
   SendMessageResponseSchema,
 } from "../gen/chat/v1/message_pb.js";
-import { create } from "@bufbuild/protobuf";
-import { GetConversationRequestSchema, ListConversationsRequestSchema, RemoveMemberRequestSchema } from "../gen/chat/v1/conversation_pb.js";
-import { ListMessagesRequestSchema } from "../gen/chat/v1/message_pb.js";
 import { ListInboxRequestSchema, ListInboxResponseSchema } from "../gen/chat/v1/inbox_pb.js";
 import { bearerToken, type Principal, type TokenService } from "../auth/index.js";
 import { AppError, invalidArgument } from "../errors/index.js";

@@ -34,7 +34,15 @@ test("client frames are validated", () => {
   const id = "0b6f3c2e-8f7a-4a57-9d7e-5b8e0f0a1b2c";
   assert.deepEqual(parseClientFrame(JSON.stringify({ type: "join", conversationId: id, lastSeq: "12" })), { type: "join", conversationId: id, lastSeq: 12n, ref: undefined });
   assert.equal(parseClientFrame(JSON.stringify({ type: "join", conversationId: id })).type, "join");
-  for (const bad of ["{", "[]", '{"type":"join"}', `{"type":"join","conversationId":"${id}","lastSeq":"-1"}`, '{"type":"nope"}', `{"type":"read","conversationId":"${id}"}`]) {
+  const join = (lastSeq: unknown) => JSON.stringify({ type: "join", conversationId: id, lastSeq });
+  const bads = [
+    "{", "[]", "null", "42", '{"type":"join"}', '{"type":"nope"}', `{"type":"read","conversationId":"${id}"}`,
+    join("-1"), join(1.5), join("1e3"), join("99999999999999999999"), join({}), join(true),
+    JSON.stringify({ type: "send", conversationId: id, body: 7 }),
+    JSON.stringify({ type: "send", conversationId: id }),
+    JSON.stringify({ type: "typing", conversationId: "not-a-uuid", typing: true }),
+  ];
+  for (const bad of bads) {
     assert.throws(() => parseClientFrame(bad), (e: { code?: string }) => e.code === "invalid_argument", bad);
   }
 });
